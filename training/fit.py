@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from safetensors.torch import load_file, save_file
+
 from training.checkpoint import load_optimizer, save_optimizer, save_state
 from training.config import TrainConfig
 from training.examples import Example
@@ -164,18 +166,20 @@ def _checkpoint(model, tokenizer, optimizer, ckpt: Path, step: int, best: dict, 
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     save_optimizer(optimizer, tmp / "optimizer.safetensors")
+    # The RNG state too, so dropout after a resume draws what an uninterrupted run would.
+    save_file({"cpu": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
     save_state(tmp / "state.json", {"step": step, "best": best, "history": history})
     shutil.rmtree(ckpt, ignore_errors=True)
     tmp.rename(ckpt)
 
 
 def _resume(model, optimizer, ckpt: Path, device: str) -> tuple[int, dict, list]:
-    from safetensors.torch import load_file
-
     weights = load_file(str(ckpt / "model.safetensors"), device=device)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or [m for m in missing if "position_ids" not in m and "token_type_ids" not in m]:
         raise ValueError(f"{ckpt} does not match this model (missing {missing[:3]}, unexpected {unexpected[:3]}).")
     load_optimizer(optimizer, ckpt / "optimizer.safetensors")
+    if (ckpt / "rng.safetensors").is_file():
+        torch.set_rng_state(load_file(str(ckpt / "rng.safetensors"))["cpu"])
     state = json.loads((ckpt / "state.json").read_text())
     return int(state["step"]), state["best"], state["history"]

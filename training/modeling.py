@@ -43,7 +43,8 @@ def build(cfg: TrainConfig, labels: list[str]):
     model = AutoModelForTokenClassification.from_pretrained(
         path, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
-        hidden_dropout_prob=cfg.model.dropout, ignore_mismatched_sizes=True)
+        hidden_dropout_prob=cfg.model.dropout, attention_probs_dropout_prob=cfg.model.dropout,
+        ignore_mismatched_sizes=True)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     if cfg.model.casing:
         widen_casing(model)

@@ -1,0 +1,210 @@
+"""The batch job end to end through its CLI, on both runners, with the same assertions."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+from corpus import write_bad_corpus
+
+from extract.__main__ import main
+from extract import schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", "--config", str(ROOT / "configs" / "extract.yaml"), *args])
+
+
+def tables(out: Path):
+    ents = pads.dataset(str(out / "entities"), schema=schema.ENTITIES).to_table()
+    docs = pads.dataset(str(out / "docs"), schema=schema.DOCS).to_table()
+    return ents, docs
+
+
+def source_texts(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        out[d["id"]] = "\n".join(x for x in (d["title"], d["body"]) if x)
+    return out
+
+
+def check_sample_output(out: Path) -> None:
+    ents, docs = tables(out)
+    assert ents.schema.equals(schema.ENTITIES) and docs.schema.equals(schema.DOCS)
+    texts = source_texts(SAMPLE)
+    ids = docs.column("doc_id").to_pylist()
+    assert sorted(ids) == sorted(texts)  # every record exactly once
+    assert set(docs.column("status").to_pylist()) <= {"ok", "empty"}
+    for row in ents.to_pylist():
+        assert texts[row["doc_id"]][row["start"]:row["end"]] == row["text"]
+        assert row["label"] in {"PER", "LOC", "ORG", "MISC"} and 0.0 <= row["score"] <= 1.0
+    per_doc = {}
+    for d in ents.column("doc_id").to_pylist():
+        per_doc[d] = per_doc.get(d, 0) + 1
+    for row in docs.to_pylist():
+        assert row["n_entities"] == per_doc.get(row["doc_id"], 0)
+    report = json.loads((out / "run.json").read_text())
+    assert report["documents"] == len(texts) and report["complete"]
+    assert report["entities"] == ents.num_rows
+    assert sum(report["by_status"].values()) == len(texts)
+    assert report["this_run"]["words_per_second"] > 0
+
+
+def sorted_entities(out: Path):
+    ents, _ = tables(out)
+    return ents.sort_by([("doc_id", "ascending"), ("start", "ascending"), ("label", "ascending")])
+
+
+def common(model: Path, out: Path, runner: str) -> list[str]:
+    # tiny windows (max_length 32 from the tiny model) force many window borders
+    return ["--set", f"model.path={model}", "--set", f"output.path={out}", "--set", f"runner={runner}",
+            "--set", "inference.threads=1", "--set", "show_progress=false", "--set", "model.labels=[PER, LOC, ORG, MISC]"]
+
+
+@pytest.mark.ray
+def test_local_and_ray_runners_write_identical_tables(tiny_model_dir, tmp_path, ray_local):
+    for runner in ("local", "ray"):
+        assert run_cli(*common(tiny_model_dir, tmp_path / runner, runner)) == 0
+        check_sample_output(tmp_path / runner)
+    local, ray_ = sorted_entities(tmp_path / "local"), sorted_entities(tmp_path / "ray")
+    assert local.num_rows > 0
+    assert local.equals(ray_)
+
+
+@pytest.mark.parametrize("runner", ["local", pytest.param("ray", marks=pytest.mark.ray)])
+def test_bad_input_never_stops_the_job(tiny_model_dir, tmp_path, runner, request):
+    if runner == "ray":
+        request.getfixturevalue("ray_local")
+    expected = write_bad_corpus(tmp_path / "in")
+    out = tmp_path / "out"
+    assert run_cli(*common(tiny_model_dir, out, runner), "--set", f"input.path={tmp_path / 'in'}",
+                   "--set", "input.shard_size=4") == 0
+    ents, docs = tables(out)
+    rows = docs.to_pylist()
+    assert len(rows) == len(expected)  # every record once, the empty file none
+    by_key = {}
+    for r in rows:
+        key = r["doc_id"] if r["doc_id"] and r["doc_id"] not in by_key else Path(r["source"]).name
+        by_key[key] = r
+    assert {k: by_key[k]["status"] for k in expected} == expected
+    assert "malformed JSON" in by_key["a.jsonl:2"]["error"]
+    assert "missing id column 'id'" in by_key["a.jsonl:3"]["error"]
+    assert "expected a string" in by_key["num-text"]["error"]
+    assert "duplicate id, first seen at" in by_key["a.jsonl:9"]["error"]
+    assert "cp1252" in by_key["bad-utf8"]["warning"]
+    assert by_key["big"]["n_chars"] >= 5 * 1024 * 1024
+    big_text = "the " * (5 * 1024 * 1024 // 4)
+    for r in ents.to_pylist():
+        if r["doc_id"] == "big":
+            assert big_text[r["start"]:r["end"]] == r["text"]
+    report = json.loads((out / "run.json").read_text())
+    assert report["by_status"]["error"] == 6 and report["by_status"]["skipped"] == 1
+    assert report["input"]["duplicate_ids"] == 1
+
+
+def test_formats_csv_parquet_json_and_text_folder(tiny_model_dir, tmp_path):
+    import pyarrow as pa
+
+    src = tmp_path / "in"
+    (src / "txt" / "sub").mkdir(parents=True)
+    (src / "txt" / "sub" / "a.txt").write_text("Bonn\r\nJohn Smith 😀 北京", encoding="utf-8")
+    (src / "txt" / "b.txt").write_bytes(b"caf\xe9")
+    (src / "txt" / "empty.txt").write_bytes(b"")
+    (src / "d.csv").write_text('doc,text\nc1,"Line one,\nline two"\nc2,Paris\n', encoding="utf-8")
+    pq.write_table(pa.table({"doc": ["p1", "p2"], "text": ["New York", None]}), src / "e.parquet")
+    (src / "f.json").write_text(json.dumps([{"doc": "j1", "text": "Reuters"}]), encoding="utf-8")
+    out = tmp_path / "out"
+    assert run_cli(*common(tiny_model_dir, out, "local"), "--set", f"input.path=[{src / '*.*'}, {src / 'txt'}]",
+                   "--set", "input.id_column=doc", "--set", "input.text_columns=[text]") == 0
+    _, docs = tables(out)
+    status = {r["doc_id"]: r["status"] for r in docs.to_pylist()}
+    assert status == {"c1": "ok", "c2": "ok", "p1": "ok", "p2": "empty", "j1": "ok",
+                      os.path.join("sub", "a.txt"): "ok", "b.txt": "ok", "empty.txt": "empty"}
+
+
+def test_config_problems_exit_2_before_any_work(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = common(tiny_model_dir, out, "local")
+    assert run_cli(*base, "--set", "inference.batchsize=3") == 2
+    assert "Did you mean 'batch_size'" in capsys.readouterr().err
+    assert run_cli(*base, "--set", "inference.batch_size=many") == 2
+    assert "inference.batch_size: expected an integer" in capsys.readouterr().err
+    assert run_cli(*base, "--set", f"model.path={tmp_path / 'nope'}") == 2
+    assert "Model directory not found" in capsys.readouterr().err
+    assert run_cli(*base, "--set", f"input.path={tmp_path / 'none*.jsonl'}") == 2
+    assert "matched no" in capsys.readouterr().err
+    assert run_cli(*base, "--set", "input.text_columns=[bdy]") == 0  # JSONL: per-record errors, not config
+    assert not (tmp_path / "never").exists()
+
+
+def test_parquet_missing_column_is_a_config_error(tiny_model_dir, tmp_path, capsys):
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"id": ["a"], "body": ["x"]}), tmp_path / "x.parquet")
+    rc = run_cli(*common(tiny_model_dir, tmp_path / "out", "local"), "--set", f"input.path={tmp_path / 'x.parquet'}",
+                 "--set", "input.text_columns=[bdy]")
+    assert rc == 2 and "Did you mean 'body'" in capsys.readouterr().err
+
+
+def test_rerun_skips_done_shards_and_never_duplicates(tiny_model_dir, tmp_path):
+    args = common(tiny_model_dir, tmp_path / "full", "local") + ["--set", "input.shard_size=16"]
+    assert run_cli(*args) == 0
+    full = sorted_entities(tmp_path / "full")
+    # A crash leaves some shards finished, one with entities but no docs part, and a temp file.
+    out = tmp_path / "crashed"
+    shutil.copytree(tmp_path / "full", out)
+    parts = sorted((out / "docs").glob("part-*.parquet"))
+    for p in parts[3:]:
+        p.unlink()
+    (out / "docs" / ".part-x.parquet.tmp").write_bytes(b"half")
+    args = common(tiny_model_dir, out, "local") + ["--set", "input.shard_size=16"]
+    assert run_cli(*args) == 0
+    report = json.loads((out / "run.json").read_text())
+    assert report["this_run"]["shards"] == len(parts) - 3
+    assert sorted_entities(out).equals(full)
+    check_sample_output(out)
+    assert run_cli(*args) == 0  # a third run has nothing to do
+    assert json.loads((out / "run.json").read_text())["this_run"]["shards"] == 0
+    assert sorted_entities(out).equals(full)
+    # A different job into the same folder is refused; --overwrite starts fresh.
+    assert run_cli(*args, "--set", "model.min_score=0.5") == 2
+    assert run_cli(*args, "--set", "model.min_score=0.5", "--overwrite") == 0
+    assert json.loads((out / "run.json").read_text())["this_run"]["shards"] == len(parts)
+
+
+def test_killed_run_resumes_to_the_same_tables(tiny_model_dir, tmp_path):
+    """Stop a real CLI process part-way with SIGKILL, rerun, compare with an uninterrupted run."""
+    docs = [json.dumps({"id": f"d{i}", "title": "", "body": f"John Smith of Germany said {i} times in New York."})
+            for i in range(3000)]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join(docs) + "\n")
+    argv = [sys.executable, "-m", "extract", "run", "--config", str(ROOT / "configs" / "extract.yaml"),
+            *common(tiny_model_dir, tmp_path / "out", "local"), "--set", f"input.path={corpus}",
+            "--set", "input.shard_size=10"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp_path / "out" / "docs").glob("part-*"))) < 5:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((tmp_path / "out" / "docs").glob("part-*")))
+    assert 5 <= done < 300, "the run was not stopped part-way"
+    assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0
+    report = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert report["this_run"]["shards"] <= 300 - done + 1
+    assert report["documents"] == 3000 and report["complete"]
+    ref = common(tiny_model_dir, tmp_path / "ref", "local")
+    assert run_cli(*ref, "--set", f"input.path={corpus}", "--set", "input.shard_size=10") == 0
+    assert sorted_entities(tmp_path / "out").equals(sorted_entities(tmp_path / "ref"))
