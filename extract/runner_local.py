@@ -1,17 +1,14 @@
 """Run shards in this process, one after another (no Ray)."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from extract.job_config import ExtractConfig
-from extract.process import ShardProcessor
 from extract.readers import Shard
 
 
-def run_local(cfg: ExtractConfig, shards: list[Shard], out: Path) -> Iterator[dict]:
+def run_local(processor_cls: Callable[..., Any], kwargs: dict, shards: list[Shard]) -> Iterator[dict]:
     if not shards:
         return
-    processor = ShardProcessor(cfg, str(out))
+    processor = processor_cls(**kwargs)
     for shard in shards:
         yield processor.process(shard)

@@ -9,7 +9,7 @@ ENTITIES = pa.schema([
     ("text", pa.string()),  # == document text[start:end], always
     ("start", pa.int64()),  # character offset, inclusive
     ("end", pa.int64()),  # character offset, exclusive
-    ("score", pa.float32()),  # mean probability of the span's tags (temperature-scaled if calibrated)
+    ("score", pa.float32()),  # P(every word of the span tagged so), temperature-calibrated on dev
     ("model", pa.string()),
 ])
 

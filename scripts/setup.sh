@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install the project with pinned dependencies.
+# pip, not uv/poetry: only pip finds the CPU torch wheel this machine keeps on disk (FACTS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet -e ".[train,spacy,test]"
+  touch .venv/.installed
+fi

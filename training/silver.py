@@ -1,0 +1,62 @@
+"""Silver data on disk: one Parquet row per document with its text, word offsets and the
+teacher's label distribution per word (fp16, flattened), label names in the schema metadata."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA = pa.schema([
+    ("doc_id", pa.string()),
+    ("text", pa.string()),
+    ("word_start", pa.list_(pa.int32())),  # character offsets into text: text[start:end] is the word
+    ("word_end", pa.list_(pa.int32())),
+    ("probs", pa.list_(pa.float16())),  # n_words * n_labels, row-major
+])
+
+
+def silver_table(doc_ids, texts, labelled, labels: Sequence[str], teacher: dict) -> pa.Table:
+    cols = {"doc_id": list(doc_ids), "text": list(texts),
+            "word_start": [s.astype(np.int32) for s, _, _ in labelled],
+            "word_end": [e.astype(np.int32) for _, e, _ in labelled],
+            "probs": [p.astype(np.float16).reshape(-1) for _, _, p in labelled]}
+    meta = {b"labels": json.dumps(list(labels)).encode(), b"teacher": json.dumps(teacher).encode()}
+    return pa.table(cols, schema=SCHEMA.with_metadata(meta))
+
+
+def _files(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("silver/part-*.parquet")) or sorted(p.glob("part-*.parquet"))
+            out += found
+        else:
+            out.append(p)
+    if not out:
+        raise FileNotFoundError(f"data.silver: no Parquet parts under {list(paths)}; run `python -m training label`.")
+    return out
+
+
+def read_silver(paths: Sequence[str], labels: Sequence[str], max_docs: int = 0):
+    """Texts, word starts and (n_words, n_labels) float32 distributions in the student's label order."""
+    texts, starts, probs = [], [], []
+    for f in _files(paths):
+        table = pq.read_table(f)
+        theirs = json.loads(table.schema.metadata[b"labels"])
+        missing = [l for l in labels if l not in theirs]
+        if missing:
+            raise ValueError(f"{f}: silver labels {theirs} lack {missing} that the student predicts.")
+        order = [theirs.index(l) for l in labels]
+        for row in table.to_pylist():
+            p = np.asarray(row["probs"], dtype=np.float32).reshape(len(row["word_start"]), len(theirs))[:, order]
+            p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-9)
+            texts.append(row["text"])
+            starts.append(np.asarray(row["word_start"], dtype=np.int64))
+            probs.append(p)
+            if max_docs and len(texts) >= max_docs:
+                return texts, starts, probs
+    return texts, starts, probs
