@@ -14,7 +14,7 @@ class InputConfig:
     format: Literal["auto", "jsonl", "json", "parquet", "csv", "text"] = "auto"
     id_column: str = "id"
     text_columns: tuple[str, ...] = ("text",)
-    joiner: str = "\n"  # between text columns (e.g. title + body)
+    joiner: str = "\n\n"  # between text columns (e.g. title + body): a blank line
     encoding: str = "utf-8"
     encoding_fallback: str = "cp1252"  # "" = a record that is not valid UTF-8 is an error
     max_chars: int = 10_000_000  # longer records are `skipped`, with the reason

@@ -67,6 +67,9 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     p = check_model_dir(path)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars per actor drown the job's own progress
     if threads > 0:
         torch.set_num_threads(threads)
     device = resolve_device(device)

@@ -99,7 +99,21 @@ def decode(doc: DocProbs, text: str, labels: Sequence[str], repair: bio.Repair =
     for span in bio.spans(tags, repair):
         if keep is not None and span.label not in keep:
             continue
-        start, end = int(doc.word_starts[span.first]), int(doc.word_ends[span.last])
-        out.append({"label": span.label, "text": text[start:end], "start": start, "end": end,
-                    "score": float(np.prod(chosen[span.first:span.last + 1], dtype=np.float64))})
+        for first, last in _split_at_paragraphs(text, doc, span.first, span.last):
+            start, end = int(doc.word_starts[first]), int(doc.word_ends[last])
+            out.append({"label": span.label, "text": text[start:end], "start": start, "end": end,
+                        "score": float(np.prod(chosen[first:last + 1], dtype=np.float64))})
     return out
+
+
+def _split_at_paragraphs(text: str, doc: DocProbs, first: int, last: int) -> list[tuple[int, int]]:
+    """A name never runs across a blank line (title and body, two paragraphs); a single newline
+    stays inside, since hard-wrapped text (Reuters) breaks names across lines."""
+    parts, begin = [], first
+    for w in range(first, last):
+        gap = text[doc.word_ends[w]:doc.word_starts[w + 1]]
+        if gap.count("\n") >= 2:
+            parts.append((begin, w))
+            begin = w + 1
+    parts.append((begin, last))
+    return parts

@@ -8,6 +8,12 @@ from pathlib import Path
 BIG_CHARS = 5 * 1024 * 1024
 
 
+def big_text() -> str:
+    """5 MB of text, mostly whitespace runs so the tiny model's work stays small: ~40k words."""
+    unit = "John Smith of Germany said" + " " * 100 + "\n"
+    return (unit * (BIG_CHARS // len(unit) + 1))[:BIG_CHARS]
+
+
 def write_bad_corpus(root: Path) -> dict[str, str]:
     """Writes files under ``root``; returns the expected status per record source key."""
     root.mkdir(parents=True, exist_ok=True)
@@ -22,7 +28,7 @@ def write_bad_corpus(root: Path) -> dict[str, str]:
         json.dumps({"id": "empty", "title": "", "body": "   "}).encode(),
         json.dumps({"id": "ok-1", "body": "duplicate id"}).encode(),
         json.dumps(["a", "list"]).encode(),
-        json.dumps({"id": "big", "body": "the " * (BIG_CHARS // 4)}).encode(),
+        json.dumps({"id": "big", "body": big_text()}).encode(),
         json.dumps({"id": 7, "body": "Numeric id from Germany."}).encode(),
     ]
     (root / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
