@@ -54,7 +54,8 @@ def drift(summary: dict, model_dir: Path) -> dict:
     path = model_dir / "metrics.json"
     if not path.is_file():
         return {}
-    dev = json.loads(path.read_text()).get("dev", {})
+    saved = json.loads(path.read_text())
+    dev = saved.get("dev", {})
     words = dev.get("words")
     if not words:
         return {}
@@ -64,4 +65,8 @@ def drift(summary: dict, model_dir: Path) -> dict:
         if support:
             ref = 1000 * support / words
             out[label] = {"per_1k_words": rate, "dev_gold_per_1k_words": round(ref, 2), "ratio": round(rate / ref, 3)}
+    dev_score = saved.get("calibration", {}).get("mean_score_after")
+    if dev_score and summary["confidence"]["mean"] is not None:
+        # Lower mean confidence than on dev: the model is less sure here than where it was measured.
+        out["mean_score"] = {"here": summary["confidence"]["mean"], "dev": dev_score}
     return out
