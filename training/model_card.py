@@ -21,8 +21,10 @@ def model_card(model_dir: Path, summary: dict, speed: dict | None = None, extra:
         "tags: [ner, conll2003, minilm]", "---", "",
         f"# {model_dir.name}: named-entity tagger (PER, LOC, ORG, MISC)", "",
         f"A {cfg_json.get('num_hidden_layers')}-layer, hidden-{cfg_json.get('hidden_size')} BERT "
-        f"(backbone `{cfg['model']['backbone']}`, all-MiniLM-L6-v2, uncased) fine-tuned for token "
-        "classification. Casing is given back to the uncased model as a per-wordpiece shape id "
+        f"(backbone `{cfg['model']['backbone']}`, all-MiniLM-L6-v2, uncased) "
+        + ("distilled from a teacher for token classification (gold cross-entropy + KL to the teacher on "
+           "silver data; layers " + str(cfg['model']['layers']) + " of `" + str((cfg.get('distill') or {}).get('init_from')) + "`)."
+           if cfg['data']['silver'] else "fine-tuned for token classification.") + " Casing is given back to the uncased model as a per-wordpiece shape id "
         "(other/lower/Title/UPPER/digit/mixed) through a widened token-type embedding; pass it as "
         "`token_type_ids` (extract.windows.encode computes it). Settings the batch job uses sit in "
         f"config.json under `ner_settings`: `{json.dumps(cfg_json.get('ner_settings'))}`.", "",
