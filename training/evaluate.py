@@ -147,7 +147,8 @@ def _plot(metrics: dict, table: dict[str, Counter], types: Sequence[str], cols: 
     b.set_xticks(range(len(cols)), cols); b.set_yticks(range(len(rows)), rows)
     for i in range(len(rows)):
         for j in range(len(cols)):
-            b.text(j, i, str(grid[i, j]), ha="center", va="center", fontsize=8)
+            dark = np.log1p(grid[i, j]) > 0.6 * np.log1p(grid.max())
+            b.text(j, i, str(grid[i, j]), ha="center", va="center", fontsize=8, color="white" if dark else "black")
     b.set_xlabel("predicted"); b.set_ylabel("gold"); b.set_title("entity confusion")
     fig.suptitle(title)
     fig.tight_layout()
