@@ -23,7 +23,7 @@ class ConfigError(ValueError):
     """A config problem the user must fix; the CLI prints it and exits with code 2."""
 
 
-def _suggest(key: str, valid: list[str]) -> str:
+def suggest(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return f"{hint} Valid keys: {', '.join(sorted(valid))}."
@@ -50,7 +50,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(
                 f"{where}: expected one of {', '.join(map(repr, args))}, found {value!r}."
-                + (_suggest(str(value), [str(a) for a in args]) if isinstance(value, str) else "")
+                + (suggest(str(value), [str(a) for a in args]) if isinstance(value, str) else "")
             )
         return value
     if origin in (list, tuple):
@@ -107,7 +107,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            raise ConfigError(f"Unknown key '{_join(where, key)}'." + _suggest(str(key), list(fields)))
+            raise ConfigError(f"Unknown key '{_join(where, key)}'." + suggest(str(key), list(fields)))
     kwargs = {}
     for name, field in fields.items():
         if name in data:

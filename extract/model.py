@@ -86,7 +86,7 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
 
 
 def model_id_of(path: Path) -> str:
-    """A readable id: the folder name plus a short hash of the weights' size and mtime-free content."""
+    """A readable id: the folder name and a hash of the weights' first MiB and size (cheap, stable)."""
     import hashlib
 
     weights = path / "model.safetensors"

@@ -40,7 +40,7 @@ def is_done(out: Path, shard_id: str) -> bool:
     return part_paths(out, shard_id)[1].is_file()  # docs part is written last: the completion mark
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
+def write_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name + ".tmp")
     pq.write_table(table, tmp, compression="zstd")
@@ -91,8 +91,8 @@ class ShardProcessor:
                 n_words += len(p.probs)
             _doc_row(docs, rec, p, len(found), shard.shard_id)
         ent_path, doc_path = part_paths(self.out, shard.shard_id)
-        _write_atomic(pa.table(ents, schema=schema.ENTITIES), ent_path)
-        _write_atomic(pa.table(docs, schema=schema.DOCS), doc_path)
+        write_atomic(pa.table(ents, schema=schema.ENTITIES), ent_path)
+        write_atomic(pa.table(docs, schema=schema.DOCS), doc_path)
         return {"shard": shard.shard_id, "docs": len(records), "ok": len(todo), "words": n_words,
                 "entities": len(ents["doc_id"]), "seconds": time.perf_counter() - t0}
 

@@ -19,10 +19,9 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
-from extract.config import ConfigError, _suggest
+from extract.config import ConfigError, suggest
 from extract.job_config import InputConfig
 
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
@@ -115,14 +114,14 @@ def record_from_mapping(obj, source: str, cfg: InputConfig, warning: str | None 
     raw_id = obj.get(cfg.id_column)
     if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
         return Record(None, None, source, f"missing id column '{cfg.id_column}'"
-                      + ("" if cfg.id_column in obj else _suggest(cfg.id_column, list(map(str, obj)))))
+                      + ("" if cfg.id_column in obj else suggest(cfg.id_column, list(map(str, obj)))))
     if isinstance(raw_id, (dict, list)):
         return Record(None, None, source, f"id column '{cfg.id_column}' holds a {type(raw_id).__name__}, expected a string or number")
     doc_id = str(raw_id)
     present = [c for c in cfg.text_columns if c in obj]
     if not present:
         return Record(doc_id, None, source, f"missing text column(s) {', '.join(cfg.text_columns)}"
-                      + _suggest(cfg.text_columns[0], list(map(str, obj))))
+                      + suggest(cfg.text_columns[0], list(map(str, obj))))
     parts = []
     for col in present:
         val = obj[col]
@@ -198,10 +197,10 @@ def _rows_csv(path: str, cfg: InputConfig) -> list[dict]:
 
 def _check_columns(path: str, columns: list[str], cfg: InputConfig) -> None:
     if cfg.id_column not in columns:
-        raise ConfigError(f"input.id_column '{cfg.id_column}' is not a column of {path}." + _suggest(cfg.id_column, columns))
+        raise ConfigError(f"input.id_column '{cfg.id_column}' is not a column of {path}." + suggest(cfg.id_column, columns))
     if not any(c in columns for c in cfg.text_columns):
         raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is a column of {path}."
-                          + _suggest(cfg.text_columns[0], columns))
+                          + suggest(cfg.text_columns[0], columns))
 
 
 def _plan_table(path: str, fmt: str, cfg: InputConfig) -> tuple[int, list[tuple[int, str, str]]]:

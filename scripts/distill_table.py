@@ -15,11 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-class _Probs:
-    def __init__(self, starts, ends, probs):
-        self.word_starts, self.word_ends, self.probs = starts, ends, probs
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--teacher", nargs="+", required=True)
@@ -33,6 +28,7 @@ def main() -> None:
     import torch
 
     from extract.model import load
+    from extract.predict import DocProbs
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded
     from training.teachers import Ensemble, TeacherConfig
@@ -41,7 +37,7 @@ def main() -> None:
     docs = read_conll(args.dev)
     rows = []
     ens = Ensemble(TeacherConfig(models=tuple(args.teacher)), threads=args.threads)
-    predict = lambda texts: [_Probs(*x) for x in ens.label(texts, 64)]  # noqa: E731
+    predict = lambda texts: [DocProbs(None, *x) for x in ens.label(texts, 64)]  # noqa: E731
     m, _ = evaluate_loaded(ens.hf[0], docs, "document", predict=predict)
     params = sum(sum(p.numel() for p in t.model.parameters()) for t in ens.hf)
     layers = sum(t.model.config.num_hidden_layers for t in ens.hf)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from extract.model import Loaded
-from extract.predict import decode, predict_probs
+from extract.predict import DocProbs, decode, predict_probs
 from training.align import word_tags
 from training.conll import Document, doc_text, units
 
@@ -56,8 +56,8 @@ def entity_outcomes(data, labels: list[str], t: float, repair: str = "drop") -> 
     """Scores of predicted entities at temperature t, and whether each is exactly right."""
     scores, correct = [], []
     for text, p, log_p, gold in data:
-        q = p.__class__(p.enc, p.word_starts, p.word_ends, _rescale(log_p, t).astype(np.float32))
-        gp = p.__class__(p.enc, p.word_starts, p.word_ends, np.eye(len(labels), dtype=np.float32)[gold])
+        q = DocProbs(p.enc, p.word_starts, p.word_ends, _rescale(log_p, t).astype(np.float32))
+        gp = DocProbs(p.enc, p.word_starts, p.word_ends, np.eye(len(labels), dtype=np.float32)[gold])
         truth = {(e["start"], e["end"], e["label"]) for e in decode(gp, text, labels, "begin")}
         for e in decode(q, text, labels, repair):
             scores.append(e["score"])

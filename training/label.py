@@ -19,7 +19,7 @@ from extract.config import ConfigError, to_dict
 from extract.job import execute, fingerprint, pending_shards, prepare_output
 from extract.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
 from extract.model import check_model_dir
-from extract.process import _write_atomic, part_paths
+from extract.process import write_atomic, part_paths
 from extract.readers import plan, read_shard
 from extract.report import summarize
 from training.silver import silver_table
@@ -66,7 +66,7 @@ class SilverProcessor:
         labelled = self.teacher.label([r.text for r in todo], self.cfg.inference.batch_size)
         table = silver_table([r.doc_id for r in todo], [r.text for r in todo], labelled, self.teacher.labels,
                              to_dict(self.cfg.teacher))
-        _write_atomic(table, self.out / "silver" / f"part-{shard.shard_id}.parquet")
+        write_atomic(table, self.out / "silver" / f"part-{shard.shard_id}.parquet")
         n_words = {id(r): len(l[0]) for r, l in zip(todo, labelled)}
         docs = {f.name: [] for f in schema.DOCS}
         for r in records:
@@ -77,7 +77,7 @@ class SilverProcessor:
                    "source": r.source, "warning": r.warning, "shard": shard.shard_id}
             for k, v in row.items():
                 docs[k].append(v)
-        _write_atomic(pa.table(docs, schema=schema.DOCS), part_paths(self.out, shard.shard_id)[1])
+        write_atomic(pa.table(docs, schema=schema.DOCS), part_paths(self.out, shard.shard_id)[1])
         return {"shard": shard.shard_id, "docs": len(records), "ok": len(todo),
                 "words": sum(n_words.values()), "entities": 0, "seconds": time.perf_counter() - t0}
 

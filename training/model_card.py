@@ -12,7 +12,6 @@ def _fmt(x) -> str:
 def model_card(model_dir: Path, summary: dict, speed: dict | None = None, extra: str = "") -> str:
     cfg = summary["config"]
     best = summary["best_dev"]
-    n_params = None
     cfg_json = json.loads((model_dir / "config.json").read_text())
     rows = "\n".join(f"| {t} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | {m['support']} |"
                      for t, m in sorted(best["per_type"].items()))
