@@ -47,6 +47,12 @@ def write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def process_batch(processor, batch: dict[str, np.ndarray]) -> dict[str, list]:
+    """Ray's callable-class protocol for any processor with ``process(shard) -> dict``."""
+    rows = [processor.process(shard_from_json(str(s))) for s in batch["shard"]]
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
 class ShardProcessor:
     """Loads the model once; ``__call__`` takes a batch of shard descriptors, returns summaries."""
 
@@ -59,9 +65,7 @@ class ShardProcessor:
                            threads or cfg.inference.threads)
         self.keep = set(cfg.model.labels)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        rows = [self.process(shard_from_json(str(s))) for s in batch["shard"]]
-        return {k: [r[k] for r in rows] for k in rows[0]}
+    __call__ = process_batch
 
     def process(self, shard: Shard) -> dict:
         from extract.predict import decode, predict_probs

@@ -19,7 +19,7 @@ from extract.config import ConfigError, to_dict
 from extract.job import execute, fingerprint, pending_shards, prepare_output
 from extract.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
 from extract.model import check_model_dir
-from extract.process import write_atomic, part_paths
+from extract.process import part_paths, process_batch, write_atomic
 from extract.readers import plan, read_shard
 from extract.report import summarize
 from training.silver import silver_table
@@ -53,11 +53,7 @@ class SilverProcessor:
         icfg = cfg.inference
         self.teacher = Ensemble(cfg.teacher, icfg.device, icfg.dtype, threads or icfg.threads)
 
-    def __call__(self, batch) -> dict:
-        from extract.process import shard_from_json
-
-        rows = [self.process(shard_from_json(str(s))) for s in batch["shard"]]
-        return {k: [r[k] for r in rows] for k in rows[0]}
+    __call__ = process_batch
 
     def process(self, shard) -> dict:
         t0 = time.perf_counter()
