@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - e.g. the model failed to load on a worker: one clear line
+        if os.environ.get("NERBATCH_DEBUG"):
+            raise
+        print(f"error: the job failed: {type(exc).__name__}: {exc}\n(finished shards are kept: rerun the same "
+              "command to resume; NERBATCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     _print_summary(report, Path(cfg.output.path), args.show)
     return 0 if report["complete"] else 1
 

@@ -1,74 +1,94 @@
-"""The batch job: validate, plan shards, skip finished ones, run, account, report."""
+"""The batch job: validate, plan shards, skip finished ones, run, settle duplicates, report.
+
+``drive`` is the one driver: the entity job (``run``) and teacher labelling (training/label.py)
+differ only in the processor they hand it and the identity of their settings.
+"""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
+from typing import Any
 
+from extract.attempts import FOLDER as ATTEMPTS
 from extract.config import ConfigError, to_dict
-from extract.job_config import ExtractConfig
-from extract.model import check_model_dir
+from extract.duplicates import settle
+from extract.identity import job_identity, model_id
+from extract.job_config import ExtractConfig, InputConfig, RayConfig
+from extract.model import check_model_dir, model_labels
+from extract.output import check_not_inputs, check_output_path, prepare
 from extract.process import ShardProcessor, is_done
-from extract.readers import plan
+from extract.readers import Shard, plan, probe_columns
 from extract.report import drift, summarize
 
 
-def fingerprint(settings: dict, shards, model_dirs: list[Path]) -> str:
-    """What makes two runs the same job: inputs (names, sizes, mtimes), settings, model weights."""
-    files = sorted({s.file for s in shards if s.file} | {f for s in shards for f in s.files})
-    stat = [(f, os.path.getsize(f), int(os.path.getmtime(f))) for f in files if os.path.exists(f)]
-    weights = [m / "model.safetensors" for m in model_dirs]
-    key = {"files": stat, "settings": settings,
-           "weights": [(os.path.getsize(w), int(os.path.getmtime(w))) for w in weights]}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+def input_files(shards: list[Shard]) -> list[str]:
+    return sorted({s.file for s in shards if s.file} | {f for s in shards for f in s.files})
 
 
-def prepare_output(out: Path, key: str, overwrite: bool) -> None:
-    marker = out / "_job.json"
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    if marker.is_file():
-        if json.loads(marker.read_text()).get("fingerprint") != key:
-            raise ConfigError(f"output.path {out} holds results of a different job (input, reading or model "
-                              "settings changed). Pass --overwrite to start fresh or choose another output.path.")
-    elif out.exists() and any(out.iterdir()):
-        raise ConfigError(f"output.path {out} exists and is not the output of this job. "
-                          "Choose an empty folder or pass --overwrite to replace it.")
-    for sub in ("entities", "docs"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-        for tmp in (out / sub).glob(".*.tmp"):
-            tmp.unlink()  # left by a run that was killed mid-write
-    marker.write_text(json.dumps({"fingerprint": key}))
+def drive(processor_cls: Any, kwargs: dict, input_cfg: InputConfig, output_path: str, settings: dict,
+          model_dirs: list[Path], data_dir: str, runner: str, ray_cfg: RayConfig, threads: int,
+          show_progress: bool, overwrite: bool) -> dict:
+    """Plan, check, prepare the output, run the pending shards, settle duplicates; the run's facts."""
+    out = check_output_path(output_path)
+    shards, facts = plan(input_cfg)
+    files = input_files(shards)
+    check_not_inputs(out, files)
+    probe_columns(shards, input_cfg)
+    identity = job_identity(settings, files, model_dirs)
+    prepare(out, identity, (data_dir, "docs", ATTEMPTS), overwrite)
+    pending, n_records = pending_shards(shards, out)
+    this_run = execute(processor_cls, {**kwargs, "out": str(out)}, pending, n_records, runner, ray_cfg,
+                       threads, show_progress)
+    facts["duplicate_ids"] = settle(out, (data_dir,))
+    missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
+    return {"out": out, "input": facts, "this_run": this_run, "complete": not missing}
 
 
 def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
     t0 = time.time()
-    try:
-        model_dir = check_model_dir(cfg.model.path)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"model.path: {exc}") from None
-    shards, facts = plan(cfg.input)
-    out = Path(cfg.output.path)
-    key = fingerprint({"input": to_dict(cfg.input), "model": to_dict(cfg.model)}, shards, [model_dir])
-    prepare_output(out, key, overwrite or cfg.output.overwrite)
-    pending, n_records = pending_shards(shards, out)
-    this_run = execute(ShardProcessor, {"cfg": cfg, "out": str(out.resolve())}, pending, n_records,
-                       cfg.runner, cfg.ray, cfg.inference.threads, cfg.show_progress)
+    model_dir = check_model(cfg.model.path, cfg.model.labels)
+    m, inf = cfg.model, cfg.inference
+    settings = {"input": to_dict(cfg.input),
+                "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
+                          "stride": m.stride},
+                "inference": {"device": inf.device, "dtype": inf.dtype}}
+    facts = drive(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
+                  settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress,
+                  overwrite or cfg.output.overwrite)
+    out = facts["out"]
     summary = summarize(out)
-    missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
     report = {
-        "config": to_dict(cfg), "model": _model_info(model_dir), "input": facts,
+        "config": to_dict(cfg), "model": _model_info(model_dir), "input": facts["input"],
         **summary,
-        "this_run": this_run,
+        "this_run": facts["this_run"],
         "wall_seconds": round(time.time() - t0, 2),
         "drift": drift(summary, model_dir),
-        "complete": not missing,
+        "complete": facts["complete"],
     }
-    (out / "run.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_json(out / "run.json", report)
     return report
+
+
+def check_model(path: str, labels: tuple[str, ...]) -> Path:
+    """The model directory, readable, able to produce ``labels``; a ConfigError otherwise."""
+    try:
+        model_dir = check_model_dir(path)
+        types = model_labels(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"model.path: {exc}") from None
+    unknown = [l for l in labels if l not in types]
+    if unknown:
+        raise ConfigError(f"model.labels: {', '.join(unknown)} cannot be produced by the model in {model_dir}; "
+                          f"its entity types are {', '.join(types)}. Set model.labels to some of them.")
+    return model_dir
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def execute(processor_cls, kwargs: dict, pending: list, n_records: dict, runner: str, ray_cfg,
@@ -99,14 +119,16 @@ def execute(processor_cls, kwargs: dict, pending: list, n_records: dict, runner:
 
 def pending_shards(shards: list, out: Path) -> tuple[list, dict]:
     pending = [s for s in shards if not is_done(out, s.shard_id)]
-    n_records = {s.shard_id: (len(s.files) if s.fmt == "text" else max(1, s.stop - s.start)) for s in pending}
+    # An estimate for the progress bar: unsplit files count as one shard's worth.
+    n_records = {s.shard_id: (len(s.files) if s.fmt == "text" else (s.stop - s.start if s.stop >= 0 else 1))
+                 for s in pending}
     print(f"{len(shards)} shards planned, {len(shards) - len(pending)} already done, "
-          f"{len(pending)} to run ({sum(n_records.values()):,} records)", flush=True)
+          f"{len(pending)} to run", flush=True)
     return pending, n_records
 
 
 def _model_info(model_dir: Path) -> dict:
-    info = {"path": str(model_dir)}
+    info = {"path": str(model_dir), "id": model_id(model_dir)}
     metrics = model_dir / "metrics.json"
     if metrics.is_file():
         dev = json.loads(metrics.read_text()).get("dev", {})

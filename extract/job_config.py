@@ -17,7 +17,7 @@ class InputConfig:
     joiner: str = "\n\n"  # between text columns (e.g. title + body): a blank line
     encoding: str = "utf-8"
     encoding_fallback: str = "cp1252"  # "" = a record that is not valid UTF-8 is an error
-    max_chars: int = 10_000_000  # longer records are `skipped`, with the reason
+    max_chars: int = 1_000_000  # longer records are `skipped`, with the reason (reads stay bounded)
     shard_size: int = 256  # records per shard: the unit of work, output file and resume
 
     def validate(self) -> None:
@@ -28,6 +28,8 @@ class InputConfig:
                 raise ConfigError(f"input: unknown text encoding '{enc}' (e.g. utf-8, cp1252, latin-1).") from None
         if not self.text_columns:
             raise ConfigError("input.text_columns: name at least one column holding text.")
+        if self.max_chars < 1:
+            raise ConfigError(f"input.max_chars: expected >= 1, found {self.max_chars}.")
         if self.shard_size < 1:
             raise ConfigError(f"input.shard_size: expected >= 1, found {self.shard_size}.")
 
@@ -66,10 +68,14 @@ class RayConfig:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0  # set 1 (and inference.device: cuda) on a GPU cluster
     num_cpus: int = 0  # embedded local Ray only: CPUs it may use; 0 = all
+    max_task_retries: int = 6  # a shard whose worker died is retried this often, then the job fails
+    record_kill_limit: int = 1  # a record that killed this many one-by-one attempts becomes an error row
 
     def validate(self) -> None:
         if self.num_actors < 1 or self.cpus_per_actor <= 0 or self.gpus_per_actor < 0:
             raise ConfigError("ray: num_actors >= 1, cpus_per_actor > 0 and gpus_per_actor >= 0 are required.")
+        if self.max_task_retries < 0 or self.record_kill_limit < 1:
+            raise ConfigError("ray: max_task_retries >= 0 and record_kill_limit >= 1 are required.")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ widened to carry casing ids; everything the batch job needs to use it the way it
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,19 +81,34 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
         raise ValueError(f"{p}: a fast tokenizer (tokenizer.json) is required for character offsets.")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     settings = {**DEFAULT_SETTINGS, **(getattr(model.config, "ner_settings", None) or {})}
-    return Loaded(model, tokenizer, labels, settings, device, torch_dtype, model_id_of(p))
+    from extract.identity import model_id
+
+    return Loaded(model, tokenizer, labels, settings, device, torch_dtype, model_id(p))
 
 
-def model_id_of(path: Path) -> str:
-    """A readable id: the folder name and a hash of the weights' first MiB and size (cheap, stable)."""
-    import hashlib
+def model_labels(path: Path) -> list[str]:
+    """Entity types the model can produce, read from config.json; also checks that the weights'
+    safetensors header reads, so a broken model fails before any work (ValueError, with a fix)."""
+    import json
 
-    weights = path / "model.safetensors"
-    h = hashlib.sha256()
-    with open(weights, "rb") as f:
-        h.update(f.read(1 << 20))
-    h.update(str(os.path.getsize(weights)).encode())
-    return f"{path.resolve().name}@{h.hexdigest()[:10]}"
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path / 'config.json'} is not readable JSON ({exc}); re-save the model with "
+                         "save_pretrained.") from None
+    id2label = cfg.get("id2label") or {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path / "model.safetensors"), framework="np") as f:
+            f.keys()
+    except Exception as exc:  # noqa: BLE001 - any header problem means unusable weights
+        raise ValueError(f"{path / 'model.safetensors'} is not a readable safetensors file ({exc}).") from None
+    types = [tag[2:] for tag in id2label.values() if isinstance(tag, str) and tag[:2] in ("B-", "I-")]
+    if not types:
+        raise ValueError(f"{path / 'config.json'} has no BIO labels in id2label (found {list(id2label.values())}); "
+                         "expected tags like B-PER, I-PER.")
+    return list(dict.fromkeys(types))
 
 
 def widen_casing(model, n: int = NUM_CASING_IDS) -> None:

@@ -6,6 +6,7 @@ on 2 cores, FACTS.md), and run under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -106,13 +107,18 @@ def decode(doc: DocProbs, text: str, labels: Sequence[str], repair: bio.Repair =
     return out
 
 
+# What str.splitlines breaks on, CRLF counted once: old-Mac "\r\r" and NEL "\x85\x85" are blank
+# lines too, and U+2029 PARAGRAPH SEPARATOR is a paragraph break by itself.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _split_at_paragraphs(text: str, doc: DocProbs, first: int, last: int) -> list[tuple[int, int]]:
     """A name never runs across a blank line (title and body, two paragraphs); a single newline
     stays inside, since hard-wrapped text (Reuters) breaks names across lines."""
     parts, begin = [], first
     for w in range(first, last):
         gap = text[doc.word_ends[w]:doc.word_starts[w + 1]]
-        if gap.count("\n") >= 2:
+        if "\u2029" in gap or len(_LINE_BREAK.findall(gap)) >= 2:
             parts.append((begin, w))
             begin = w + 1
     parts.append((begin, last))

@@ -1,20 +1,17 @@
 """Input files -> deterministic shards -> records. Bad records become error rows, never exceptions.
 
-Formats: JSONL (.jsonl/.ndjson), JSON (an array of objects, or JSON lines), Parquet, CSV, and
-folders of .txt files (id = path relative to the folder); any of them gzipped (.gz).
+Formats: JSON lines (.jsonl/.ndjson, or .json that is not an array), JSON arrays (.json), Parquet,
+CSV and folders of .txt files (id = path relative to the folder), each optionally compressed
+(.gz, .bz2, .xz, .zst). One reader class per format with one method, ``read(shard)``.
 
-Planning is one cheap pass in the driver: it lists files, counts records (JSONL: byte offsets every
-``shard_size`` lines, so a shard seeks instead of re-reading), checks columns of Parquet/CSV
-(a missing column is a config error, found before any work) and finds duplicate ids.
-Duplicate-id policy: the first occurrence (in file order, then record order) is processed; every
-later one is written to docs/ as ``skipped`` with "duplicate id, first seen at <source>".
+Planning reads no record: an uncompressed JSON-lines file is cut every ``shard_size`` lines (the
+reader seeks to the shard's byte offset), Parquet by row counts from the footer, text folders into
+groups of ``shard_size`` files; a compressed file, a CSV or a JSON array cannot be split and is one
+shard. Duplicate ids are settled after the run over the docs table (extract/duplicates.py).
 """
 from __future__ import annotations
 
 import csv
-import glob
-import gzip
-import io
 import json
 import os
 import sys
@@ -23,9 +20,11 @@ from typing import Iterator
 
 from extract.config import ConfigError, suggest
 from extract.job_config import InputConfig
+from extract.sanitize import sanitize
+from extract.sources import InputFile, Line, list_inputs, open_binary, read_bounded, read_lines
 
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
-            ".csv": "csv", ".txt": "text"}
+MAX_JSON_ARRAY_BYTES = 256 << 20  # a JSON array is parsed whole: past this, ask for JSON lines
+PROBE_RECORDS = 50  # records read from the first file to check the configured columns
 
 
 @dataclass
@@ -43,60 +42,22 @@ class Shard:
     shard_id: str
     fmt: str
     file: str = ""
-    start: int = 0  # first record ordinal in the file
-    stop: int = 0
-    byte_offset: int = 0  # JSONL: where record ``start`` begins
-    line: int = 0  # JSONL: line number of record ``start`` (1-based)
+    compression: str | None = None
+    start: int = 0  # first record ordinal in the file (JSON lines, Parquet)
+    stop: int = -1  # one past the last; -1 = to the end of the file
+    byte_offset: int = 0  # JSON lines: where record ``start`` begins
+    line: int = 1  # JSON lines: line number of record ``start``
     files: list[str] = field(default_factory=list)  # text shards: one record per file
     root: str = ""
-    dups: dict[int, str] = field(default_factory=dict)  # ordinal -> source of the first occurrence
 
 
-def format_of(path: str, declared: str) -> str | None:
-    if declared != "auto":
-        return declared
-    p = path[:-3] if path.endswith(".gz") else path
-    return SUFFIXES.get(os.path.splitext(p)[1].lower())
-
-
-def _open(path: str):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-
-
-def list_inputs(cfg: InputConfig) -> list[tuple[str, str, str]]:
-    """(path, format, root) for every input file, in a stable order."""
-    found: list[tuple[str, str, str]] = []
-    for spec in cfg.path:
-        if os.path.isdir(spec):
-            for dirpath, dirnames, filenames in os.walk(spec):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    full = os.path.join(dirpath, name)
-                    fmt = format_of(full, cfg.format)
-                    if fmt:
-                        found.append((full, fmt, spec))
-        elif any(ch in spec for ch in "*?["):
-            for full in sorted(glob.glob(spec, recursive=True)):
-                fmt = format_of(full, cfg.format)
-                if os.path.isfile(full) and fmt:
-                    found.append((full, fmt, os.path.dirname(spec.split("*")[0]) or "."))
-        elif os.path.isfile(spec):
-            fmt = format_of(spec, cfg.format)
-            if not fmt:
-                raise ConfigError(f"input.path: cannot tell the format of {spec}; expected one of "
-                                  f"{', '.join(SUFFIXES)} (optionally .gz) or set input.format.")
-            found.append((spec, fmt, os.path.dirname(spec)))
-        else:
-            raise ConfigError(f"input.path: '{spec}' matched no file. Expected a file, a folder or a glob "
-                              f"(e.g. 'corpus/*.jsonl'); the working directory is {os.getcwd()}.")
-    if not found:
-        raise ConfigError(f"input.path: {list(cfg.path)} matched no readable input file "
-                          f"(known suffixes: {', '.join(SUFFIXES)}, optionally .gz).")
-    return found
+def max_line_bytes(cfg: InputConfig) -> int:
+    # A JSON line may escape every character as \uXXXX: 6 bytes a character, plus the other fields.
+    return 6 * cfg.max_chars + (1 << 16)
 
 
 def decode(raw: bytes, cfg: InputConfig) -> tuple[str | None, str | None, str | None]:
-    """(text, warning, error): UTF-8 first, then the declared fallback."""
+    """(text, warning, error): the declared encoding first, then the fallback."""
     try:
         return raw.decode(cfg.encoding), None, None
     except UnicodeDecodeError as exc:
@@ -107,193 +68,88 @@ def decode(raw: bytes, cfg: InputConfig) -> tuple[str | None, str | None, str | 
         return text, f"not valid {cfg.encoding} ({where}); decoded as {cfg.encoding_fallback}", None
 
 
+def _join_warnings(*parts: str | None) -> str | None:
+    found = [p for p in parts if p]
+    return "; ".join(found) if found else None
+
+
 def record_from_mapping(obj, source: str, cfg: InputConfig, warning: str | None = None) -> Record:
     """One record from a JSON object / CSV row / Parquet row, with every problem named."""
     if not isinstance(obj, dict):
         return Record(None, None, source, f"expected a JSON object, found {type(obj).__name__}")
     raw_id = obj.get(cfg.id_column)
+    if isinstance(raw_id, str):
+        raw_id, id_warning = sanitize(raw_id)
+        warning = _join_warnings(warning, id_warning and f"id: {id_warning}")
     if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
         return Record(None, None, source, f"missing id column '{cfg.id_column}'"
-                      + ("" if cfg.id_column in obj else suggest(cfg.id_column, list(map(str, obj)))))
-    if isinstance(raw_id, (dict, list)):
-        return Record(None, None, source, f"id column '{cfg.id_column}' holds a {type(raw_id).__name__}, expected a string or number")
+                      + ("" if cfg.id_column in obj else suggest(cfg.id_column, list(map(str, obj)))),
+                      warning)
+    if isinstance(raw_id, (dict, list, float)) or isinstance(raw_id, bool):
+        return Record(None, None, source, f"id column '{cfg.id_column}' holds {type(raw_id).__name__} "
+                      f"{str(raw_id)[:40]!r}, expected a string or an integer", warning)
     doc_id = str(raw_id)
     present = [c for c in cfg.text_columns if c in obj]
     if not present:
         return Record(doc_id, None, source, f"missing text column(s) {', '.join(cfg.text_columns)}"
-                      + suggest(cfg.text_columns[0], list(map(str, obj))))
+                      + suggest(cfg.text_columns[0], list(map(str, obj))), warning)
     parts = []
     for col in present:
         val = obj[col]
         if val is None:
             continue
         if not isinstance(val, str):
-            return Record(doc_id, None, source, f"text column '{col}' holds {type(val).__name__} {str(val)[:40]!r}, expected a string")
+            return Record(doc_id, None, source, f"text column '{col}' holds {type(val).__name__} "
+                          f"{str(val)[:40]!r}, expected a string", warning)
         if val:
             parts.append(val)
     return Record(doc_id, cfg.joiner.join(parts), source, warning=warning)
 
 
-def _jsonl_lines(path: str, offset: int, start: int, stop: int, line: int) -> Iterator[tuple[int, int, bytes]]:
-    """(ordinal, line number, bytes) of non-blank lines ``start..stop``, seeking to ``offset``."""
-    with _open(path) as f:
-        f.seek(offset)
-        ordinal, lineno = start, line - 1
-        for raw in f:
-            lineno += 1
-            if ordinal >= stop:
-                break
-            if raw.strip():
-                yield ordinal, lineno, raw
+def limit(rec: Record, cfg: InputConfig) -> Record:
+    """Over-long texts are `skipped` with the reason; text is sanitised for the tokenizer."""
+    if rec.error is None and rec.text is not None:
+        if len(rec.text) > cfg.max_chars:
+            rec.status = "skipped"
+            rec.error = (f"{len(rec.text):,} characters is over input.max_chars={cfg.max_chars:,}; "
+                         "raise it to process this record")
+            rec.text = None
+        else:
+            rec.text, note = sanitize(rec.text)
+            rec.warning = _join_warnings(rec.warning, note)
+    return rec
+
+
+def _too_long(line: Line, source: str, cfg: InputConfig) -> Record:
+    return Record(None, None, source, f"a line of over {line.too_long:,} bytes is over input.max_chars="
+                  f"{cfg.max_chars:,} (at most {max_line_bytes(cfg):,} bytes a line); raise it to read this "
+                  "record", status="skipped")
+
+
+class JsonLinesReader:
+    def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
+        with open_binary(shard.file, shard.compression) as f:
+            if shard.byte_offset:
+                f.seek(shard.byte_offset)
+            ordinal = shard.start
+            for line in read_lines(f, max_line_bytes(cfg), shard.byte_offset, shard.line):
+                if 0 <= shard.stop <= ordinal:
+                    return
+                source = f"{shard.file}:{line.lineno}"
+                if line.broken:
+                    yield Record(None, None, source, f"the file ends early or is corrupt: {line.broken}; "
+                                 "every complete line before it was read")
+                    return
+                if line.data is not None and not line.data.strip():
+                    continue
                 ordinal += 1
+                if line.data is None:
+                    yield _too_long(line, source, cfg)
+                    continue
+                yield self.parse(line.data, source, cfg)
 
-
-def _plan_jsonl(path: str, cfg: InputConfig) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, str, str]]]:
-    """Shard ranges (start, stop, byte offset, first line) and (ordinal, id, source) for duplicate checks."""
-    ranges, ids = [], []
-    ordinal, pos, lineno = 0, 0, 0
-    with _open(path) as f:
-        for raw in f:
-            lineno += 1
-            if raw.strip():
-                if ordinal % cfg.shard_size == 0:
-                    ranges.append([ordinal, ordinal, pos, lineno])
-                try:
-                    obj = json.loads(raw)
-                    if isinstance(obj, dict) and obj.get(cfg.id_column) is not None:
-                        ids.append((ordinal, str(obj[cfg.id_column]), f"{path}:{lineno}"))
-                except ValueError:
-                    pass  # reported when the shard reads it
-                ordinal += 1
-                ranges[-1][1] = ordinal
-            pos += len(raw)
-    return [tuple(r) for r in ranges], ids
-
-
-def _rows_json(path: str, cfg: InputConfig) -> list:
-    with _open(path) as f:
-        raw = f.read()
-    text, _, err = decode(raw, cfg)
-    if err:
-        raise ValueError(err)
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        data = json.loads(text)
-        if not isinstance(data, list):
-            raise ValueError("expected a JSON array of objects")
-        return data
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def _rows_csv(path: str, cfg: InputConfig) -> list[dict]:
-    csv.field_size_limit(sys.maxsize)
-    with _open(path) as f:
-        raw = f.read()
-    text, _, err = decode(raw, cfg)
-    if err:
-        raise ValueError(err)
-    return list(csv.DictReader(io.StringIO(text, newline="")))
-
-
-def _check_columns(path: str, columns: list[str], cfg: InputConfig) -> None:
-    if cfg.id_column not in columns:
-        raise ConfigError(f"input.id_column '{cfg.id_column}' is not a column of {path}." + suggest(cfg.id_column, columns))
-    if not any(c in columns for c in cfg.text_columns):
-        raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is a column of {path}."
-                          + suggest(cfg.text_columns[0], columns))
-
-
-def _plan_table(path: str, fmt: str, cfg: InputConfig) -> tuple[int, list[tuple[int, str, str]]]:
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        _check_columns(path, pf.schema_arrow.names, cfg)
-        ids = pf.read(columns=[cfg.id_column]).column(0).to_pylist()
-    else:
-        rows = _rows_csv(path, cfg) if fmt == "csv" else _rows_json(path, cfg)
-        if fmt == "csv":
-            _check_columns(path, list(rows[0].keys()) if rows else [cfg.id_column, cfg.text_columns[0]], cfg)
-        ids = [r.get(cfg.id_column) if isinstance(r, dict) else None for r in rows]
-    return len(ids), [(i, str(v), f"{path}#{i}") for i, v in enumerate(ids) if v is not None]
-
-
-def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
-    """All shards of the job, in order, and facts about the input for run.json."""
-    shards: list[Shard] = []
-    first_seen: dict[str, str] = {}
-    facts = {"files": 0, "unreadable_files": 0, "duplicate_ids": 0}
-    text_files: dict[str, list[str]] = {}
-    for index, (path, fmt, root) in enumerate(list_inputs(cfg)):
-        facts["files"] += 1
-        if fmt == "text":
-            text_files.setdefault(root, []).append(path)
-            continue
-        try:
-            if fmt == "jsonl":
-                ranges, ids = _plan_jsonl(path, cfg)
-            else:
-                n, ids = _plan_table(path, fmt, cfg)
-                ranges = [(s, min(s + cfg.shard_size, n), 0, 0) for s in range(0, n, cfg.shard_size)]
-        except ConfigError:
-            raise
-        except Exception as exc:  # an unreadable file is one error row, not a dead job
-            facts["unreadable_files"] += 1
-            shards.append(Shard(f"{index:05d}-00000", "unreadable", path, dups={0: f"{type(exc).__name__}: {exc}"}))
-            continue
-        dups: dict[int, str] = {}
-        for ordinal, doc_id, source in ids:
-            if doc_id in first_seen:
-                dups[ordinal] = first_seen[doc_id]
-            else:
-                first_seen[doc_id] = source
-        facts["duplicate_ids"] += len(dups)
-        for k, (start, stop, offset, line) in enumerate(ranges):
-            shards.append(Shard(f"{index:05d}-{k:05d}", fmt, path, start, stop, offset, line,
-                                dups={o: s for o, s in dups.items() if start <= o < stop}))
-    for r, (root, files) in enumerate(sorted(text_files.items())):
-        for k in range(0, len(files), cfg.shard_size):
-            shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root,
-                                files=files[k:k + cfg.shard_size]))
-    facts["shards"] = len(shards)
-    return shards, facts
-
-
-def read_shard(shard: Shard, cfg: InputConfig) -> Iterator[Record]:
-    """Every record of the shard, exactly once, in order; problems become error records."""
-    if shard.fmt == "unreadable":
-        yield Record(None, None, shard.file, f"unreadable file: {shard.dups[0]}")
-        return
-    if shard.fmt == "text":
-        for path in shard.files:
-            doc_id = os.path.relpath(path, shard.root)
-            try:
-                with _open(path) as f:
-                    raw = f.read()
-            except OSError as exc:
-                yield Record(doc_id, None, path, f"unreadable file: {exc}")
-                continue
-            text, warning, err = decode(raw, cfg)
-            yield _limit(Record(doc_id, text, path, err, warning), cfg)
-        return
-    if shard.fmt == "jsonl":
-        for ordinal, lineno, raw in _jsonl_lines(shard.file, shard.byte_offset, shard.start, shard.stop, shard.line):
-            yield _one(shard, ordinal, None, raw, cfg, f"{shard.file}:{lineno}")
-        return
-    if shard.fmt == "parquet":
-        rows = _parquet_rows(shard, cfg)
-    else:
-        loader = _rows_csv if shard.fmt == "csv" else _rows_json
-        all_rows = loader(shard.file, cfg)
-        rows = ((o, all_rows[o], None) for o in range(shard.start, shard.stop))
-    for ordinal, obj, raw in rows:
-        yield _one(shard, ordinal, obj, raw, cfg)
-
-
-def _one(shard: Shard, ordinal: int, obj, raw: bytes | None, cfg: InputConfig, source: str = "") -> Record:
-    source = source or f"{shard.file}#{ordinal}"
-    warning = None
-    if raw is not None:
+    @staticmethod
+    def parse(raw: bytes, source: str, cfg: InputConfig) -> Record:
         text, warning, err = decode(raw, cfg)
         if err:
             return Record(None, None, source, err)
@@ -301,31 +157,275 @@ def _one(shard: Shard, ordinal: int, obj, raw: bytes | None, cfg: InputConfig, s
             obj = json.loads(text)
         except ValueError as exc:
             return Record(None, None, source, f"malformed JSON: {exc}")
-    rec = record_from_mapping(obj, source, cfg, warning)
-    if ordinal in shard.dups and rec.error is None:
-        rec.status, rec.error, rec.text = "skipped", f"duplicate id, first seen at {shard.dups[ordinal]}", None
-    return _limit(rec, cfg)
+        return limit(record_from_mapping(obj, source, cfg, warning), cfg)
 
 
-def _limit(rec: Record, cfg: InputConfig) -> Record:
-    if rec.error is None and rec.text is not None and len(rec.text) > cfg.max_chars:
-        rec.status = "skipped"
-        rec.error = f"{len(rec.text):,} characters is over input.max_chars={cfg.max_chars:,}; raise it to process this record"
-        rec.text = None
-    return rec
+class JsonReader:
+    """A JSON array of objects, parsed whole (bounded); anything else is read as JSON lines."""
+
+    def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
+        if not is_json_array(shard.file, shard.compression):
+            yield from JsonLinesReader().read(shard, cfg)
+            return
+        with open_binary(shard.file, shard.compression) as f:
+            raw, more = read_bounded(f, MAX_JSON_ARRAY_BYTES)
+        if more:
+            yield Record(None, None, shard.file, f"a JSON array over {MAX_JSON_ARRAY_BYTES >> 20} MB is parsed "
+                         "whole and was not read; write it as JSON lines (e.g. jq -c '.[]' FILE > FILE.jsonl)")
+            return
+        text, warning, err = decode(raw.removeprefix(b"\xef\xbb\xbf"), cfg)
+        if err:
+            yield Record(None, None, shard.file, err)
+            return
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            yield Record(None, None, shard.file, f"malformed JSON array: {exc}")
+            return
+        for i, obj in enumerate(data):
+            yield limit(record_from_mapping(obj, f"{shard.file}#{i}", cfg, warning), cfg)
 
 
-def _parquet_rows(shard: Shard, cfg: InputConfig):
+def is_json_array(path: str, compression: str | None) -> bool:
+    try:
+        with open_binary(path, compression) as f:
+            head = f.read(4096)
+    except Exception:  # noqa: BLE001 - the reader reports an unreadable file
+        return False
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
+
+
+class CsvReader:
+    """CSV as spreadsheets save it: byte order mark, CRLF, quoted fields with newlines; each
+    physical line decoded on its own, so one cp1252 line warns only the record it belongs to."""
+
+    def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
+        csv.field_size_limit(min(sys.maxsize, max_line_bytes(cfg)))
+        state = {"warning": None, "problem": None}
+        with open_binary(shard.file, shard.compression) as f:
+            reader = csv.reader(self._lines(f, cfg, state))
+            header: list[str] | None = None
+            while True:
+                state["warning"] = state["problem"] = None
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    if header is None:
+                        yield Record(None, None, shard.file, f"unreadable CSV header: {exc}")
+                        return
+                    yield Record(None, None, f"{shard.file}:{reader.line_num}", f"malformed CSV: {exc}")
+                    continue
+                source = f"{shard.file}:{reader.line_num}"
+                if state["problem"]:
+                    yield Record(None, None, source, state["problem"])
+                    if state["problem"].startswith("the file ends early"):
+                        return
+                    continue
+                if header is None:
+                    header = row
+                    continue
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    yield Record(None, None, source, f"expected {len(header)} fields as in the header, "
+                                 f"found {len(row)}")
+                    continue
+                yield limit(record_from_mapping(dict(zip(header, row)), source, cfg, state["warning"]), cfg)
+
+    @staticmethod
+    def _lines(f, cfg: InputConfig, state: dict) -> Iterator[str]:
+        for line in read_lines(f, max_line_bytes(cfg)):
+            if line.broken:
+                state["problem"] = f"the file ends early or is corrupt: {line.broken}"
+                yield "\n"
+                return
+            if line.data is None:
+                state["problem"] = f"a line of over {line.too_long:,} bytes is over the limit of input.max_chars"
+                yield "\n"
+                continue
+            text, warning, err = decode(line.data, cfg)
+            if err:
+                state["problem"] = err
+                yield "\n"
+                continue
+            state["warning"] = state["warning"] or warning
+            yield text + "\n"
+
+
+class ParquetReader:
+    def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(shard.file)
+        cols = [c for c in dict.fromkeys([cfg.id_column, *cfg.text_columns]) if c in pf.schema_arrow.names]
+        stop = pf.metadata.num_rows if shard.stop < 0 else shard.stop
+        base = 0
+        for g in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if base + n > shard.start and base < stop:
+                for batch in pf.iter_batches(batch_size=1024, row_groups=[g], columns=cols):
+                    for i, row in enumerate(batch.to_pylist()):
+                        if shard.start <= base + i < stop:
+                            yield limit(record_from_mapping(row, f"{shard.file}#{base + i}", cfg), cfg)
+                    base += batch.num_rows
+            else:
+                base += n
+
+
+class TextReader:
+    def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
+        from extract.sources import compression_of
+
+        for path in shard.files:
+            doc_id = os.path.relpath(path, shard.root)
+            try:
+                with open_binary(path, compression_of(path)) as f:
+                    # UTF-8 takes at most 4 bytes a character: more bytes than that is surely too long.
+                    raw, more = read_bounded(f, 4 * cfg.max_chars)
+            except Exception as exc:  # noqa: BLE001 - unreadable file: its own error row
+                yield Record(doc_id, None, path, f"unreadable file: {type(exc).__name__}: {exc}")
+                continue
+            if more:
+                yield Record(doc_id, None, path, f"over {4 * cfg.max_chars:,} bytes, so over input.max_chars="
+                             f"{cfg.max_chars:,}; raise it to process this file", status="skipped")
+                continue
+            text, warning, err = decode(raw.removeprefix(b"\xef\xbb\xbf"), cfg)
+            yield limit(Record(doc_id, text, path, err, warning), cfg)
+
+
+READERS = {"jsonl": JsonLinesReader, "json": JsonReader, "csv": CsvReader, "parquet": ParquetReader,
+           "text": TextReader}
+
+
+def read_shard(shard: Shard, cfg: InputConfig) -> Iterator[Record]:
+    """Every record of the shard, in order; any failure of the reader itself becomes one error
+    record after the records already read, never an exception."""
+    where = shard.file or (shard.files[0] if shard.files else shard.shard_id)
+    n = 0
+    try:
+        for rec in READERS[shard.fmt]().read(shard, cfg):
+            n += 1
+            yield rec
+    except Exception as exc:  # noqa: BLE001 - a file we cannot read is an error row, not a dead job
+        yield Record(None, None, where, f"unreadable file after {n:,} record(s): {type(exc).__name__}: {exc}")
+
+
+def _jsonl_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int, int, int]]:
+    """(start, stop, byte offset, line) every ``shard_size`` non-blank lines of an uncompressed file."""
+    ranges: list[list[int]] = []
+    ordinal = 0
+    with open_binary(f.path, None) as stream:
+        for line in read_lines(stream, max_line_bytes(cfg)):
+            if line.broken or (line.data is not None and not line.data.strip()):
+                continue
+            if ordinal % cfg.shard_size == 0:
+                ranges.append([ordinal, ordinal, line.offset, line.lineno])
+            ordinal += 1
+            ranges[-1][1] = ordinal
+    if ranges:
+        ranges[-1][1] = -1  # the last shard reads to the end, whatever follows the planning pass
+    return [tuple(r) for r in ranges]  # type: ignore[misc]
+
+
+def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int, int, int]]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(shard.file)
-    cols = [c for c in [cfg.id_column, *cfg.text_columns] if c in pf.schema_arrow.names]
-    base = 0
-    for g in range(pf.metadata.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
-        if base + n > shard.start and base < shard.stop:
-            table = pf.read_row_group(g, columns=cols)
-            for i, row in enumerate(table.to_pylist()):
-                if shard.start <= base + i < shard.stop:
-                    yield base + i, row, None
-        base += n
+    pf = pq.ParquetFile(f.path)
+    names = pf.schema_arrow.names
+    if cfg.id_column not in names:
+        raise ConfigError(f"input.id_column '{cfg.id_column}' is not a column of {f.path} (columns: "
+                          f"{', '.join(names)})." + suggest(cfg.id_column, names))
+    if not any(c in names for c in cfg.text_columns):
+        raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is a column of {f.path} "
+                          f"(columns: {', '.join(names)})." + suggest(cfg.text_columns[0], names))
+    n = pf.metadata.num_rows
+    return [(s, min(s + cfg.shard_size, n), 0, 0) for s in range(0, n, cfg.shard_size)]
+
+
+def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
+    """All shards of the job, in order, and facts about the input for run.json."""
+    listing = list_inputs(cfg.path, cfg.format)
+    shards: list[Shard] = []
+    text_files: dict[str, list[str]] = {}
+    for index, f in enumerate(listing.files):
+        if f.fmt == "text":
+            text_files.setdefault(f.root, []).append(f.path)
+            continue
+        splittable = f.compression is None and (f.fmt == "parquet" or f.fmt == "jsonl"
+                                                or (f.fmt == "json" and not is_json_array(f.path, None)))
+        try:
+            if not splittable:
+                ranges = [(0, -1, 0, 1)]
+            elif f.fmt == "parquet":
+                ranges = _parquet_ranges(f, cfg)
+            else:
+                ranges = _jsonl_ranges(f, cfg)
+        except ConfigError:
+            raise
+        except Exception:  # noqa: BLE001 - unreadable: one shard whose reader reports why
+            ranges = [(0, -1, 0, 1)]
+        for k, (start, stop, offset, line) in enumerate(ranges):
+            shards.append(Shard(f"{index:05d}-{k:05d}", f.fmt, f.path, f.compression, start, stop, offset, line))
+    for r, (root, files) in enumerate(sorted(text_files.items())):
+        for k in range(0, len(files), cfg.shard_size):
+            shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root,
+                                files=files[k:k + cfg.shard_size]))
+    facts = {"files": len(listing.files), "shards": len(shards), "skipped_files": listing.skipped,
+             "skipped_file_examples": listing.skipped_examples}
+    return shards, facts
+
+
+def probe_columns(shards: list[Shard], cfg: InputConfig) -> None:
+    """Fail fast when the first records of the first file with records hold no configured text
+    column (or no id column): a misconfigured job would otherwise end with every record an error.
+    Reads at most ``PROBE_RECORDS`` records; Parquet columns were checked from the footer."""
+    for shard in shards:
+        if shard.fmt in ("text", "parquet"):
+            continue
+        rows = _first_mappings(shard, cfg)
+        if not rows:
+            continue
+        found = list(dict.fromkeys(k for row in rows for k in map(str, row)))
+        shown = ", ".join(found[:30]) + (" ..." if len(found) > 30 else "")
+        if not any(c in row for row in rows for c in cfg.text_columns):
+            raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is in the first {len(rows)} "
+                              f"record(s) of {shard.file}; columns found: {shown}.{_did_you_mean(cfg.text_columns[0], found)}")
+        if not any(cfg.id_column in row for row in rows):
+            raise ConfigError(f"input.id_column '{cfg.id_column}' is in none of the first {len(rows)} record(s) "
+                              f"of {shard.file}; columns found: {shown}.{_did_you_mean(cfg.id_column, found)}")
+        return
+
+
+def _first_mappings(shard: Shard, cfg: InputConfig) -> list[dict]:
+    """Up to ``PROBE_RECORDS`` records of the shard's file as mappings (unparseable ones left out)."""
+    rows: list = []
+    try:
+        with open_binary(shard.file, shard.compression) as f:
+            if shard.fmt == "csv":
+                lines = (decode(l.data, cfg)[0] or "" for l in read_lines(f, max_line_bytes(cfg)) if l.data is not None)
+                reader = csv.DictReader(line + "\n" for line in lines)
+                rows = [row for _, row in zip(range(PROBE_RECORDS), reader)]
+            elif shard.fmt == "json" and is_json_array(shard.file, shard.compression):
+                raw, _ = read_bounded(f, MAX_JSON_ARRAY_BYTES)
+                rows = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode(cfg.encoding, errors="replace"))[:PROBE_RECORDS]
+            else:
+                for line in read_lines(f, max_line_bytes(cfg)):
+                    if line.data is not None and line.data.strip():
+                        try:
+                            rows.append(json.loads(line.data.decode(cfg.encoding, errors="replace")))
+                        except ValueError:
+                            continue
+                    if len(rows) >= PROBE_RECORDS or line.broken:
+                        break
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by its shard, not here
+        return []
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _did_you_mean(name: str, found: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, found, n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""

@@ -24,6 +24,7 @@ DOCS = pa.schema([
     ("source", pa.string()),  # file:line, file#row or the file path: where the record came from
     ("warning", pa.string()),  # e.g. decoded with the fallback encoding
     ("shard", pa.string()),
+    ("index", pa.int64()),  # the record's position in its shard: (shard, index) orders all records
 ])
 
 STATUSES = ("ok", "empty", "error", "skipped")

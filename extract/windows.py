@@ -43,10 +43,13 @@ class Encoded:
         return self.starts[first], self.ends[last]
 
 
-def _extend_over_marks(text: str, end: int) -> int:
-    # The uncased normaliser strips accents, and its offsets stop before a combining mark
-    # ("cafe\u0301" -> "cafe"); extend so an entity never loses its last accent.
-    while end < len(text) and unicodedata.combining(text[end]):
+def _extend_over_marks(text: str, end: int, limit: int) -> int:
+    # The normaliser strips nonspacing marks, and its offsets stop before one ("cafe\u0301" ->
+    # "cafe", "नमस्ते" -> "नमस्त"); extend so an entity never loses its last mark. Only up to
+    # ``limit``, the next wordpiece's start: a mark the tokenizer KEPT (its Unicode tables are
+    # older than Python's, and it keeps spacing marks such as U+302E) is that piece's own text,
+    # and running over it made neighbouring words overlap.
+    while end < limit and unicodedata.category(text[end])[0] == "M":
         end += 1
     return end
 
@@ -55,7 +58,9 @@ def encode(text: str, tokenizer) -> Encoded:
     """Tokenize a whole document (no special tokens, no truncation)."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
                     return_attention_mask=False, return_token_type_ids=False, verbose=False)
-    offsets = [(s, _extend_over_marks(text, e)) for s, e in enc["offset_mapping"]]
+    raw = enc["offset_mapping"]
+    limits = [s for s, _ in raw[1:]] + [len(text)]
+    offsets = [(s, _extend_over_marks(text, e, lim)) for (s, e), lim in zip(raw, limits)]
     raw_words = enc.word_ids()
     # Renumber words densely from 0 (the tokenizer already does; this guards other backends).
     word_ids, prev, n = [], None, -1

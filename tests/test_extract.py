@@ -146,7 +146,9 @@ def test_config_problems_exit_2_before_any_work(tiny_model_dir, tmp_path, capsys
     assert "Model directory not found" in capsys.readouterr().err
     assert run_cli(*base, "--set", f"input.path={tmp_path / 'none*.jsonl'}") == 2
     assert "matched no" in capsys.readouterr().err
-    assert run_cli(*base, "--set", "input.text_columns=[bdy]") == 0  # JSONL: per-record errors, not config
+    assert run_cli(*base, "--set", "input.text_columns=[bdy]") == 2  # found in the first records, not at the end
+    err = capsys.readouterr().err
+    assert "columns found: id, title, body" in err and "Did you mean 'body'" in err
     assert not (tmp_path / "never").exists()
 
 

@@ -14,7 +14,7 @@ def test_summary_counts_and_drift(tmp_path):
     for i, status in enumerate(["ok", "ok", "error", "empty"]):
         row = {"doc_id": str(i), "status": status, "error": "malformed JSON: x" if status == "error" else None,
                "n_chars": 10, "n_words": 500 if status == "ok" else 0, "n_tokens": 600 if status == "ok" else 0,
-               "n_entities": 0, "source": "f", "warning": None, "shard": "s"}
+               "n_entities": 0, "source": "f", "warning": None, "shard": "s", "index": i}
         for k, v in row.items():
             docs[k].append(v)
     pq.write_table(pa.table(docs, schema=schema.DOCS), tmp_path / "docs" / "part-s.parquet")

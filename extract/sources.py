@@ -1,0 +1,234 @@
+"""Input files: which ones, in which format and compression, and bounded line reading.
+
+Suffixes match case-insensitively (``NEWS.JSONL.GZ``); files under a folder or glob whose suffix
+names no known format are not read but counted, with their first few names, for run.json.
+Reading is bounded: a line longer than the limit is skipped while it streams past (never held in
+memory), so a multi-GB line or a gzip bomb costs time, not memory; a stream that breaks (a
+truncated .gz) ends with one marker saying where, after every complete line before the cut.
+"""
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import lzma
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from extract.config import ConfigError
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
+           ".csv": "csv", ".txt": "text"}
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+BOM = b"\xef\xbb\xbf"
+CHUNK = 1 << 20
+
+
+@dataclass
+class InputFile:
+    path: str
+    fmt: str
+    root: str  # folder a text file's id is relative to
+    compression: str | None
+
+
+@dataclass
+class Listing:
+    files: list[InputFile] = field(default_factory=list)
+    skipped: int = 0  # files under a folder or glob with no known suffix
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def skip(self, path: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_examples) < 5:
+            self.skipped_examples.append(path)
+
+
+def compression_of(path: str) -> str | None:
+    return COMPRESSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def format_of(path: str, declared: str) -> str | None:
+    if declared != "auto":
+        return declared
+    base = path[: -len(os.path.splitext(path)[1])] if compression_of(path) else path
+    return FORMATS.get(os.path.splitext(base)[1].lower())
+
+
+def _known() -> str:
+    return f"{', '.join(FORMATS)}, optionally compressed ({', '.join(COMPRESSIONS)})"
+
+
+def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
+    """Every input file in a stable order; unknown suffixes under folders and globs are counted."""
+    out = Listing()
+
+    def add(full: str, root: str) -> None:
+        fmt = format_of(full, declared)
+        if fmt:
+            out.files.append(InputFile(full, fmt, root, compression_of(full)))
+        else:
+            out.skip(full)
+
+    for spec in paths:
+        if os.path.isdir(spec):
+            for dirpath, dirnames, filenames in os.walk(spec):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    add(os.path.join(dirpath, name), spec)
+        elif any(ch in spec for ch in "*?["):
+            root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
+            for full in sorted(glob.glob(spec, recursive=True)):
+                if os.path.isfile(full):
+                    add(full, root)
+        elif os.path.isfile(spec):
+            if not format_of(spec, declared):
+                raise ConfigError(f"input.path: cannot tell the format of {spec}; expected a name ending in "
+                                  f"{_known()}, or set input.format.")
+            add(spec, os.path.dirname(spec))
+        else:
+            raise ConfigError(f"input.path: '{spec}' matched no file. Expected a file, a folder or a glob "
+                              f"(e.g. 'corpus/*.jsonl'); the working directory is {os.getcwd()}.")
+    if not out.files:
+        more = f" ({out.skipped} file(s) skipped for their suffix, e.g. {out.skipped_examples[0]})" if out.skipped else ""
+        raise ConfigError(f"input.path: {list(paths)} matched no readable input file{more}; known suffixes: {_known()}.")
+    return out
+
+
+def open_binary(path: str, compression: str | None) -> BinaryIO:
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    if compression == "bz2":
+        return bz2.open(path, "rb")
+    if compression == "xz":
+        return lzma.open(path, "rb")
+    if compression == "zstd":
+        return ZstdReader(open(path, "rb"))
+    return open(path, "rb")
+
+
+class ZstdReader:
+    """zstandard's own stream reader ends quietly on a truncated file; this one raises EOFError
+    there, like gzip, bz2 and xz do, and reads concatenated frames."""
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self.raw, self.zstd = raw, zstandard
+        self.dec = zstandard.ZstdDecompressor().decompressobj()
+        self.in_frame = False
+
+    def read1(self, n: int = CHUNK) -> bytes:
+        while True:
+            data = self.raw.read(CHUNK)
+            if not data:
+                if self.in_frame:
+                    raise EOFError("zstd stream ended before the end of its frame")
+                return b""
+            out = bytearray()
+            while data:
+                self.in_frame = True
+                out += self.dec.decompress(data)
+                if not self.dec.eof:
+                    break
+                data, self.in_frame = self.dec.unused_data, False
+                self.dec = self.zstd.ZstdDecompressor().decompressobj()
+            if out:
+                return bytes(out)
+
+    read = read1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+@dataclass
+class Line:
+    """One line of a file (without its newline), or a marker for a line too long / a broken stream."""
+
+    data: bytes | None
+    lineno: int  # 1-based
+    offset: int  # byte offset of the line start in the (decompressed) stream
+    too_long: int = 0  # bytes seen when the line was over the limit (data is None)
+    broken: str | None = None  # the stream failed here: why (data is None)
+
+
+def read_lines(stream: BinaryIO, max_bytes: int, offset: int = 0, lineno: int = 1) -> Iterator[Line]:
+    """Lines split on b"\\n" only (U+2028 and friends stay inside), each at most ``max_bytes``.
+
+    ``offset``/``lineno`` say where the stream already stands (a seek into an uncompressed file);
+    at offset 0 a UTF-8 byte order mark is dropped.
+    """
+    buf = bytearray()
+    dropping, dropped = False, 0
+    pos = start = offset  # pos: stream offset of the chunk; start: offset of the current line
+    pending = b""
+    if offset == 0:
+        head = _safe_read(stream, len(BOM))
+        if isinstance(head, Exception):
+            yield Line(None, lineno, 0, broken=f"{type(head).__name__}: {head} at byte 0")
+            return
+        if head.startswith(BOM):  # a reader may return more than asked for (ZstdReader)
+            pos = start = len(BOM)
+            head = head[len(BOM):]
+        pending = head
+    while True:
+        chunk, pending = (pending, b"") if pending else (_safe_read(stream, CHUNK), b"")
+        if isinstance(chunk, Exception):
+            partial = f"; a partial line of {len(buf) + dropped:,} bytes was dropped" if buf or dropped else ""
+            yield Line(None, lineno, start, broken=f"{type(chunk).__name__}: {chunk} at byte {pos:,} "
+                                                     f"(after line {lineno - 1:,}){partial}")
+            return
+        if not chunk:
+            break
+        i = 0
+        while True:
+            j = chunk.find(b"\n", i)
+            piece = chunk[i:] if j < 0 else chunk[i:j]
+            if dropping:
+                dropped += len(piece)
+            elif len(buf) + len(piece) > max_bytes:
+                dropping, dropped = True, len(buf) + len(piece)
+                buf.clear()
+            else:
+                buf += piece
+            if j < 0:
+                break
+            yield Line(None, lineno, start, too_long=dropped) if dropping else Line(bytes(buf), lineno, start)
+            start = pos + j + 1
+            lineno += 1
+            buf.clear()
+            dropping, dropped = False, 0
+            i = j + 1
+        pos += len(chunk)
+    if dropping:
+        yield Line(None, lineno, start, too_long=dropped)
+    elif buf:
+        yield Line(bytes(buf), lineno, start)
+
+
+def _safe_read(stream: BinaryIO, n: int) -> bytes | Exception:
+    try:
+        # read1: what one underlying read gives, so a truncated stream still yields all it can
+        # (a plain read(n) on a cut .gz raises before returning the data it did decompress)
+        reader = getattr(stream, "read1", None)
+        return reader(n) if reader else stream.read(n)
+    except (EOFError, OSError, ValueError, lzma.LZMAError) as exc:  # truncated or corrupt stream
+        return exc
+    except Exception as exc:  # zstandard.ZstdError and other codec errors
+        return exc
+
+
+def read_bounded(stream: BinaryIO, max_bytes: int) -> tuple[bytes, bool]:
+    """At most ``max_bytes`` of a whole file; True when there was more (the rest is never read)."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return data[:max_bytes], True
+    return data, False
