@@ -13,7 +13,6 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
-from corpus import big_text, write_bad_corpus
 
 from extract.__main__ import main
 from extract import schema
@@ -81,38 +80,6 @@ def test_local_and_ray_runners_write_identical_tables(tiny_model_dir, tmp_path, 
     local, ray_ = sorted_entities(tmp_path / "local"), sorted_entities(tmp_path / "ray")
     assert local.num_rows > 0
     assert local.equals(ray_)
-
-
-@pytest.mark.parametrize("runner", ["local", pytest.param("ray", marks=pytest.mark.ray)])
-def test_bad_input_never_stops_the_job(tiny_model_dir, tmp_path, runner, request):
-    if runner == "ray":
-        request.getfixturevalue("ray_local")
-    expected = write_bad_corpus(tmp_path / "in")
-    out = tmp_path / "out"
-    assert run_cli(*common(tiny_model_dir, out, runner), "--set", f"input.path={tmp_path / 'in'}",
-                   "--set", "input.shard_size=4") == 0
-    ents, docs = tables(out)
-    rows = docs.to_pylist()
-    assert len(rows) == len(expected)  # every record once, the empty file none
-    by_key = {}
-    for r in rows:
-        key = r["doc_id"] if r["doc_id"] and r["doc_id"] not in by_key else Path(r["source"]).name
-        by_key[key] = r
-    assert {k: by_key[k]["status"] for k in expected} == expected
-    assert "malformed JSON" in by_key["a.jsonl:2"]["error"]
-    assert "missing id column 'id'" in by_key["a.jsonl:3"]["error"]
-    assert "expected a string" in by_key["num-text"]["error"]
-    assert "duplicate id, first seen at" in by_key["a.jsonl:9"]["error"]
-    assert "cp1252" in by_key["bad-utf8"]["warning"]
-    assert by_key["big"]["n_chars"] >= 5 * 1024 * 1024
-    big = big_text()
-    big_ents = [r for r in ents.to_pylist() if r["doc_id"] == "big"]
-    assert big_ents and big_ents[-1]["end"] > 4 * 1024 * 1024  # found all the way to the end
-    for r in big_ents:
-        assert big[r["start"]:r["end"]] == r["text"]
-    report = json.loads((out / "run.json").read_text())
-    assert report["by_status"]["error"] == 6 and report["by_status"]["skipped"] == 1
-    assert report["input"]["duplicate_ids"] == 1
 
 
 def test_formats_csv_parquet_json_and_text_folder(tiny_model_dir, tmp_path):
