@@ -73,17 +73,22 @@ def _join_warnings(*parts: str | None) -> str | None:
     return "; ".join(found) if found else None
 
 
+def _keys(obj: dict) -> list[str]:
+    """The keys, for a message: a JSON key may hold a lone surrogate, which no output can store."""
+    return [sanitize(str(k))[0] for k in obj]
+
+
 def record_from_mapping(obj, source: str, cfg: InputConfig, warning: str | None = None) -> Record:
     """One record from a JSON object / CSV row / Parquet row, with every problem named."""
     if not isinstance(obj, dict):
-        return Record(None, None, source, f"expected a JSON object, found {type(obj).__name__}")
+        return Record(None, None, source, f"expected a JSON object, found {type(obj).__name__}", warning)
     raw_id = obj.get(cfg.id_column)
     if isinstance(raw_id, str):
         raw_id, id_warning = sanitize(raw_id)
         warning = _join_warnings(warning, id_warning and f"id: {id_warning}")
     if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
         return Record(None, None, source, f"missing id column '{cfg.id_column}'"
-                      + ("" if cfg.id_column in obj else suggest(cfg.id_column, list(map(str, obj)))),
+                      + ("" if cfg.id_column in obj else suggest(cfg.id_column, _keys(obj))),
                       warning)
     if isinstance(raw_id, (dict, list, float)) or isinstance(raw_id, bool):
         return Record(None, None, source, f"id column '{cfg.id_column}' holds {type(raw_id).__name__} "
@@ -92,7 +97,7 @@ def record_from_mapping(obj, source: str, cfg: InputConfig, warning: str | None 
     present = [c for c in cfg.text_columns if c in obj]
     if not present:
         return Record(doc_id, None, source, f"missing text column(s) {', '.join(cfg.text_columns)}"
-                      + suggest(cfg.text_columns[0], list(map(str, obj))), warning)
+                      + suggest(cfg.text_columns[0], _keys(obj)), warning)
     parts = []
     for col in present:
         val = obj[col]
@@ -155,7 +160,7 @@ class JsonLinesReader:
             return Record(None, None, source, err)
         try:
             obj = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             return Record(None, None, source, f"malformed JSON: {exc}")
         return limit(record_from_mapping(obj, source, cfg, warning), cfg)
 
@@ -179,7 +184,7 @@ class JsonReader:
             return
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             yield Record(None, None, shard.file, f"malformed JSON array: {exc}")
             return
         for i, obj in enumerate(data):

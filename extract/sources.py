@@ -171,10 +171,15 @@ def read_lines(stream: BinaryIO, max_bytes: int, offset: int = 0, lineno: int = 
     pos = start = offset  # pos: stream offset of the chunk; start: offset of the current line
     pending = b""
     if offset == 0:
-        head = _safe_read(stream, len(BOM))
-        if isinstance(head, Exception):
-            yield Line(None, lineno, 0, broken=f"{type(head).__name__}: {head} at byte 0")
-            return
+        head = b""
+        while len(head) < len(BOM):  # a read may give fewer bytes than asked (a 1-byte gzip member)
+            more = _safe_read(stream, len(BOM) - len(head))
+            if isinstance(more, Exception):
+                yield Line(None, lineno, 0, broken=f"{type(more).__name__}: {more} at byte {len(head)}")
+                return
+            if not more:
+                break
+            head += more
         if head.startswith(BOM):  # a reader may return more than asked for (ZstdReader)
             pos = start = len(BOM)
             head = head[len(BOM):]

@@ -152,29 +152,3 @@ def test_rerun_skips_done_shards_and_never_duplicates(tiny_model_dir, tmp_path):
     assert run_cli(*args, "--set", "model.min_score=0.5") == 2
     assert run_cli(*args, "--set", "model.min_score=0.5", "--overwrite") == 0
     assert json.loads((out / "run.json").read_text())["this_run"]["shards"] == len(parts)
-
-
-def test_killed_run_resumes_to_the_same_tables(tiny_model_dir, tmp_path):
-    """Stop a real CLI process part-way with SIGKILL, rerun, compare with an uninterrupted run."""
-    docs = [json.dumps({"id": f"d{i}", "title": "", "body": f"John Smith of Germany said {i} times in New York."})
-            for i in range(1000)]
-    corpus = tmp_path / "c.jsonl"
-    corpus.write_text("\n".join(docs) + "\n")
-    argv = [sys.executable, "-m", "extract", "run", "--config", str(ROOT / "configs" / "extract.yaml"),
-            *common(tiny_model_dir, tmp_path / "out", "local"), "--set", f"input.path={corpus}",
-            "--set", "input.shard_size=10"]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((tmp_path / "out" / "docs").glob("part-*"))) < 3:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list((tmp_path / "out" / "docs").glob("part-*")))
-    assert 3 <= done < 100, "the run was not stopped part-way"
-    assert subprocess.run(argv, cwd=ROOT, capture_output=True).returncode == 0
-    report = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert report["this_run"]["shards"] <= 100 - done + 1
-    assert report["documents"] == 1000 and report["complete"]
-    ref = common(tiny_model_dir, tmp_path / "ref", "local")
-    assert run_cli(*ref, "--set", f"input.path={corpus}", "--set", "input.shard_size=10") == 0
-    assert sorted_entities(tmp_path / "out").equals(sorted_entities(tmp_path / "ref"))

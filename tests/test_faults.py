@@ -1,0 +1,82 @@
+"""Issue 7: a record that kills its worker, and a killed driver, on both runners."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_extract import ROOT, common, sorted_entities, tables
+
+POISON = "POISON-RECORD-MARKER"
+
+
+def _corpus(path: Path, n: int = 30, poison_at: int | None = 14) -> Path:
+    rows = [{"id": f"d{i}", "text": f"John Smith of Germany said {i} times in New York."} for i in range(n)]
+    if poison_at is not None:
+        rows[poison_at]["text"] += f" {POISON}"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _argv(model: Path, out: Path, corpus: Path, runner: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "extract", "run", "--config", str(ROOT / "configs" / "extract.yaml"),
+            *common(model, out, runner), "--set", f"input.path={corpus}", "--set", "input.text_columns=[text]",
+            "--set", "input.shard_size=10", *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "NERBATCH_TEST_KILL_ON": POISON, "RAY_AUTH_MODE": "disabled"}
+
+
+def _check_poisoned(out: Path) -> None:
+    _, docs = tables(out)
+    rows = {r["doc_id"]: r for r in docs.to_pylist()}
+    assert len(rows) == 30 and docs.num_rows == 30  # every record once
+    assert rows["d14"]["status"] == "error" and "killed its worker process" in rows["d14"]["error"]
+    assert all(r["status"] == "ok" for k, r in rows.items() if k != "d14")
+
+
+def test_local_runner_gives_up_on_a_record_that_kills_it_after_bounded_reruns(tiny_model_dir, tmp_path):
+    corpus = _corpus(tmp_path / "c.jsonl")
+    argv = _argv(tiny_model_dir, tmp_path / "out", corpus, "local")
+    codes = [subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True).returncode for _ in range(5)]
+    # Two batched attempts die, a one-by-one attempt dies on the record, the next writes it as an error.
+    assert codes[:4] == [137, 137, 137, 0] and codes[4] == 0
+    _check_poisoned(tmp_path / "out")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_retries_a_poisoned_shard_and_completes_in_one_run(tiny_model_dir, tmp_path):
+    corpus = _corpus(tmp_path / "c.jsonl")
+    argv = _argv(tiny_model_dir, tmp_path / "out", corpus, "ray", "--set", "ray.num_cpus=2")
+    proc = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_poisoned(tmp_path / "out")
+
+
+@pytest.mark.parametrize("runner", ["local", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
+def test_killed_driver_reruns_to_the_same_tables(tiny_model_dir, tmp_path, runner):
+    corpus = _corpus(tmp_path / "c.jsonl", n=600, poison_at=None)
+    argv = _argv(tiny_model_dir, tmp_path / "out", corpus, runner, "--set", "ray.num_cpus=2")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list((tmp_path / "out" / "docs").glob("part-*"))) < 3:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and, on Ray, the embedded cluster it started
+    proc.wait()
+    done = len(list((tmp_path / "out" / "docs").glob("part-*")))
+    assert 3 <= done < 60, "the run was not stopped part-way"
+    assert subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True).returncode == 0
+    ref = _argv(tiny_model_dir, tmp_path / "ref", corpus, "local")
+    assert subprocess.run(ref, cwd=ROOT, env=_env(), capture_output=True).returncode == 0
+    assert sorted_entities(tmp_path / "out").equals(sorted_entities(tmp_path / "ref"))
+    _, docs = tables(tmp_path / "out")
+    assert sorted(docs.column("doc_id").to_pylist()) == sorted(f"d{i}" for i in range(600))
+    assert not list((tmp_path / "out" / "_attempts").glob("*.json"))
