@@ -24,6 +24,7 @@ from extract.attempts import Attempts
 from extract.duplicates import message as duplicate_message
 from extract.job_config import ExtractConfig, InputConfig
 from extract.readers import Record, Shard, read_shard
+from extract.sanitize import sanitize
 
 # Tests set this to a marker string: a record holding it kills its worker (a stand-in for a record
 # that runs a worker out of memory), so the fault handling can be exercised for real.
@@ -184,10 +185,13 @@ def _doc_row(docs: dict[str, list], rec: Record, out: Outcome | None, shard_id: 
         status = "empty"
     else:
         status = "ok"
-    values = {"doc_id": rec.doc_id, "status": status, "error": rec.error,
+    # A file name with undecodable bytes carries surrogates that Parquet cannot store; a message
+    # listing thousands of keys helps nobody: both are made writable here, whatever produced them.
+    clean = lambda v, n=2000: v if v is None else sanitize(v[:n])[0]  # noqa: E731
+    values = {"doc_id": rec.doc_id, "status": status, "error": clean(rec.error),
               "n_chars": len(rec.text) if rec.text is not None and status != "skipped" else 0,
               "n_words": out.n_words if out else 0, "n_tokens": out.n_tokens if out else 0,
-              "n_entities": out.n_entities if out else 0, "source": rec.source, "warning": rec.warning,
+              "n_entities": out.n_entities if out else 0, "source": clean(rec.source), "warning": clean(rec.warning),
               "shard": shard_id, "index": index}
     for k, v in values.items():
         docs[k].append(v)

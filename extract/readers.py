@@ -284,7 +284,7 @@ class TextReader:
         from extract.sources import compression_of
 
         for path in shard.files:
-            doc_id = os.path.relpath(path, shard.root)
+            doc_id = sanitize(os.path.relpath(path, shard.root))[0]  # undecodable file-name bytes
             try:
                 with open_binary(path, compression_of(path)) as f:
                     # UTF-8 takes at most 4 bytes a character: more bytes than that is surely too long.

@@ -77,9 +77,9 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
         if getattr(exc, "actor_init_failed", False):
             raise RuntimeError(f"model failed to load on a Ray worker: {_original_error(exc)}") from exc
         raise RuntimeError(
-            f"a Ray worker process died while processing a shard, and the shard was retried "
-            f"ray.max_task_retries={max_task_retries} time(s) (out of memory? a crash in native code?). "
-            f"Finished shards are kept: rerun to resume. Ray said: {exc}") from exc
+            f"a Ray worker process died while processing a shard {max_task_retries + 1} time(s) in a row "
+            f"(out of memory? a crash in native code?); ray.max_task_retries={max_task_retries} retries are "
+            f"used up. Ray said: {exc}") from exc
 
 
 def _original_error(exc: Exception) -> str:
