@@ -246,8 +246,8 @@ def check_casing_input(model, settings: dict, path: Path) -> None:
             raise ValueError(f"{path}: ner_settings.casing_input is 'embedding' but this model has a token-type "
                              "embedding; expected 'token_type'.")
         add_casing_embedding(model)
+        # A foreign MPNet dir without ner_settings gets a zero table: exactly the plain model.
         load_casing_weights(model, path, required="casing_input" in settings)
-    settings["casing_input"] = how
 
 
 def batch_tensors(pieces: list[tuple[np.ndarray, np.ndarray]], cls_id: int, sep_id: int,

