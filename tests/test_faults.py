@@ -80,3 +80,46 @@ def test_killed_driver_reruns_to_the_same_tables(tiny_model_dir, tmp_path, runne
     _, docs = tables(tmp_path / "out")
     assert sorted(docs.column("doc_id").to_pylist()) == sorted(f"d{i}" for i in range(600))
     assert not list((tmp_path / "out" / "_attempts").glob("*.json"))
+
+
+def test_an_exception_for_one_record_becomes_its_error_row(tiny_model_dir, tmp_path, monkeypatch):
+    """Predicting or decoding entities fails for one record: that record errs, its shard completes."""
+    import extract.predict as predict
+    from test_extract import run_cli
+
+    real_predict, real_decode = predict.predict_probs, predict.decode
+
+    def flaky_predict(loaded, texts, *a, **k):
+        if any("BOOM" in t for t in texts):
+            raise RuntimeError("tokenizer exploded")
+        return real_predict(loaded, texts, *a, **k)
+
+    def flaky_decode(doc, text, *a, **k):
+        if "DECODEFAIL" in text:
+            raise IndexError("span out of range")
+        return real_decode(doc, text, *a, **k)
+
+    monkeypatch.setattr(predict, "predict_probs", flaky_predict)
+    monkeypatch.setattr(predict, "decode", flaky_decode)
+    rows = [{"id": f"d{i}", "text": f"John Smith in Bonn {i}."} for i in range(8)]
+    rows[2]["text"] += " BOOM"
+    rows[5]["text"] += " DECODEFAIL"
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run_cli(*common(tiny_model_dir, tmp_path / "out", "local"), "--set", f"input.path={src}",
+                   "--set", "input.text_columns=[text]") == 0
+    _, docs = tables(tmp_path / "out")
+    got = {r["doc_id"]: r for r in docs.to_pylist()}
+    assert got["d2"]["status"] == "error" and "prediction failed: RuntimeError: tokenizer exploded" in got["d2"]["error"]
+    assert got["d5"]["status"] == "error" and "decoding entities failed: IndexError" in got["d5"]["error"]
+    assert all(got[f"d{i}"]["status"] == "ok" for i in (0, 1, 3, 4, 6, 7))
+
+
+def test_a_spacy_teacher_name_never_imports_a_module(monkeypatch):
+    import spacy
+
+    from training.teachers import load_spacy
+
+    seen = []
+    monkeypatch.setattr(spacy, "load", lambda name: seen.append(name) or "pipeline")
+    assert load_spacy("subprocess") == "pipeline" and seen == ["subprocess"]  # spacy.load, no import

