@@ -18,7 +18,8 @@ class InputConfig:
     encoding: str = "utf-8"
     encoding_fallback: str = "cp1252"  # "" = a record that is not valid UTF-8 is an error
     max_chars: int = 1_000_000  # longer records are `skipped`, with the reason (reads stay bounded)
-    shard_size: int = 256  # records per shard: the unit of work, output file and resume
+    shard_bytes: int = 1_000_000  # JSON lines: bytes per shard (the unit of work, output part and resume)
+    shard_size: int = 256  # Parquet rows or .txt files per shard
 
     def validate(self) -> None:
         for enc in filter(None, (self.encoding, self.encoding_fallback)):
@@ -30,8 +31,9 @@ class InputConfig:
             raise ConfigError("input.text_columns: name at least one column holding text.")
         if self.max_chars < 1:
             raise ConfigError(f"input.max_chars: expected >= 1, found {self.max_chars}.")
-        if self.shard_size < 1:
-            raise ConfigError(f"input.shard_size: expected >= 1, found {self.shard_size}.")
+        if self.shard_size < 1 or self.shard_bytes < 1:
+            raise ConfigError(f"input.shard_size and input.shard_bytes: expected >= 1, found {self.shard_size} "
+                              f"and {self.shard_bytes}.")
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ Formats: JSON lines (.jsonl/.ndjson, or .json that is not an array), JSON arrays
 CSV and folders of .txt files (id = path relative to the folder), each optionally compressed
 (.gz, .bz2, .xz, .zst). One reader class per format with one method, ``read(shard)``.
 
-Planning reads no record: an uncompressed JSON-lines file is cut every ``shard_size`` lines (the
-reader seeks to the shard's byte offset), Parquet by row counts from the footer, text folders into
-groups of ``shard_size`` files; a compressed file, a CSV or a JSON array cannot be split and is one
-shard. Duplicate ids are settled after the run over the docs table (extract/duplicates.py).
+Planning reads no record: an uncompressed JSON-lines file is cut into byte ranges of
+``shard_bytes`` that the reader aligns to line starts, Parquet by row counts from the footer, text
+folders into groups of ``shard_size`` files; a compressed file, a CSV or a JSON array cannot be
+split and is one shard. A JSON-lines record's source is ``file@byte offset`` of its line. Duplicate ids are settled after the run over the docs table (extract/duplicates.py).
 """
 from __future__ import annotations
 
@@ -43,12 +43,25 @@ class Shard:
     fmt: str
     file: str = ""
     compression: str | None = None
-    start: int = 0  # first record ordinal in the file (JSON lines, Parquet)
-    stop: int = -1  # one past the last; -1 = to the end of the file
-    byte_offset: int = 0  # JSON lines: where record ``start`` begins
-    line: int = 1  # JSON lines: line number of record ``start``
+    start: int = 0  # JSON lines: first byte of the range; Parquet: first row
+    stop: int = -1  # one past the last byte / row; -1 = to the end of the file
     files: list[str] = field(default_factory=list)  # text shards: one record per file
     root: str = ""
+    stamps: list[list] = field(default_factory=list)  # [size, mtime_ns] per file as planned
+
+
+class InputChanged(RuntimeError):
+    """An input file changed after the job planned it: finishing would mix two versions."""
+
+
+def check_stamps(shard: Shard) -> None:
+    files = shard.files or [shard.file]
+    for path, (size, mtime) in zip(files, shard.stamps):
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            raise InputChanged(f"input file {path} changed after this job planned it (size {size:,} -> "
+                               f"{st.st_size:,}); its results would mix two versions. Write to a new "
+                               "output.path (or pass --overwrite) to plan the job again.")
 
 
 def max_line_bytes(cfg: InputConfig) -> int:
@@ -132,22 +145,26 @@ def _too_long(line: Line, source: str, cfg: InputConfig) -> Record:
 
 
 class JsonLinesReader:
+    """Lines whose first byte lies in [start, stop): a range starting mid-line skips to the next
+    line start, and the line running past ``stop`` is read whole (Hadoop's input splits)."""
+
     def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
         with open_binary(shard.file, shard.compression) as f:
-            if shard.byte_offset:
-                f.seek(shard.byte_offset)
-            ordinal = shard.start
-            for line in read_lines(f, max_line_bytes(cfg), shard.byte_offset, shard.line):
-                if 0 <= shard.stop <= ordinal:
+            lines = read_lines(f, max_line_bytes(cfg))
+            if shard.start > 0:
+                f.seek(shard.start - 1)
+                lines = read_lines(f, max_line_bytes(cfg), shard.start - 1)
+                next(lines, None)  # the rest of the line that began before this range (maybe just "\n")
+            for line in lines:
+                if 0 <= shard.stop <= line.offset:
                     return
-                source = f"{shard.file}:{line.lineno}"
+                source = f"{shard.file}@{line.offset}"
                 if line.broken:
                     yield Record(None, None, source, f"the file ends early or is corrupt: {line.broken}; "
                                  "every complete line before it was read")
                     return
                 if line.data is not None and not line.data.strip():
                     continue
-                ordinal += 1
                 if line.data is None:
                     yield _too_long(line, source, cfg)
                     continue
@@ -309,6 +326,7 @@ def read_shard(shard: Shard, cfg: InputConfig) -> Iterator[Record]:
     record after the records already read, never an exception."""
     where = shard.file or (shard.files[0] if shard.files else shard.shard_id)
     n = 0
+    check_stamps(shard)  # raises: a changed input fails the job, it is not a bad record
     try:
         for rec in READERS[shard.fmt]().read(shard, cfg):
             n += 1
@@ -317,24 +335,12 @@ def read_shard(shard: Shard, cfg: InputConfig) -> Iterator[Record]:
         yield Record(None, None, where, f"unreadable file after {n:,} record(s): {type(exc).__name__}: {exc}")
 
 
-def _jsonl_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int, int, int]]:
-    """(start, stop, byte offset, line) every ``shard_size`` non-blank lines of an uncompressed file."""
-    ranges: list[list[int]] = []
-    ordinal = 0
-    with open_binary(f.path, None) as stream:
-        for line in read_lines(stream, max_line_bytes(cfg)):
-            if line.broken or (line.data is not None and not line.data.strip()):
-                continue
-            if ordinal % cfg.shard_size == 0:
-                ranges.append([ordinal, ordinal, line.offset, line.lineno])
-            ordinal += 1
-            ranges[-1][1] = ordinal
-    if ranges:
-        ranges[-1][1] = -1  # the last shard reads to the end, whatever follows the planning pass
-    return [tuple(r) for r in ranges]  # type: ignore[misc]
+def _byte_ranges(size: int, cfg: InputConfig) -> list[tuple[int, int]]:
+    """[start, stop) every ``shard_bytes``; the reader aligns each to line starts."""
+    return [(s, s + cfg.shard_bytes if s + cfg.shard_bytes < size else -1) for s in range(0, size, cfg.shard_bytes)]
 
 
-def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int, int, int]]:
+def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int]]:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(f.path)
@@ -346,11 +352,12 @@ def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int, int,
         raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is a column of {f.path} "
                           f"(columns: {', '.join(names)})." + suggest(cfg.text_columns[0], names))
     n = pf.metadata.num_rows
-    return [(s, min(s + cfg.shard_size, n), 0, 0) for s in range(0, n, cfg.shard_size)]
+    return [(s, min(s + cfg.shard_size, n)) for s in range(0, n, cfg.shard_size)]
 
 
 def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
-    """All shards of the job, in order, and facts about the input for run.json."""
+    """All shards of the job, in order, from metadata only (sizes, Parquet footers, the first bytes
+    of a .json to tell an array from JSON lines): no record is parsed. Facts for run.json."""
     listing = list_inputs(cfg.path, cfg.format)
     shards: list[Shard] = []
     text_files: dict[str, list[str]] = {}
@@ -358,25 +365,28 @@ def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
         if f.fmt == "text":
             text_files.setdefault(f.root, []).append(f.path)
             continue
-        splittable = f.compression is None and (f.fmt == "parquet" or f.fmt == "jsonl"
-                                                or (f.fmt == "json" and not is_json_array(f.path, None)))
+        st = os.stat(f.path)
+        stamp = [[st.st_size, st.st_mtime_ns]]
+        lines = f.fmt == "jsonl" or (f.fmt == "json" and not is_json_array(f.path, f.compression))
         try:
-            if not splittable:
-                ranges = [(0, -1, 0, 1)]
-            elif f.fmt == "parquet":
+            if f.compression is None and lines:
+                ranges = _byte_ranges(st.st_size, cfg)
+            elif f.compression is None and f.fmt == "parquet":
                 ranges = _parquet_ranges(f, cfg)
             else:
-                ranges = _jsonl_ranges(f, cfg)
+                ranges = [(0, -1)]  # compressed, CSV or a JSON array: cannot be split
         except ConfigError:
             raise
         except Exception:  # noqa: BLE001 - unreadable: one shard whose reader reports why
-            ranges = [(0, -1, 0, 1)]
-        for k, (start, stop, offset, line) in enumerate(ranges):
-            shards.append(Shard(f"{index:05d}-{k:05d}", f.fmt, f.path, f.compression, start, stop, offset, line))
+            ranges = [(0, -1)]
+        for k, (start, stop) in enumerate(ranges):
+            shards.append(Shard(f"{index:05d}-{k:05d}", "jsonl" if lines else f.fmt, f.path, f.compression,
+                                start, stop, stamps=stamp))
     for r, (root, files) in enumerate(sorted(text_files.items())):
         for k in range(0, len(files), cfg.shard_size):
-            shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root,
-                                files=files[k:k + cfg.shard_size]))
+            group = files[k:k + cfg.shard_size]
+            stamps = [[st.st_size, st.st_mtime_ns] for st in map(os.stat, group)]
+            shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root, files=group, stamps=stamps))
     facts = {"files": len(listing.files), "shards": len(shards), "skipped_files": listing.skipped,
              "skipped_file_examples": listing.skipped_examples}
     return shards, facts

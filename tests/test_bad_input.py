@@ -10,10 +10,23 @@ from corpus import big_text, write_bad_corpus
 from test_extract import common, run_cli, tables
 
 
+def as_line(source: str) -> str:
+    """``file@byte`` (a JSON-lines source) as ``file:line``, which is easier to write down."""
+    if "@" not in source:
+        return source
+    path, offset = source.rsplit("@", 1)
+    from extract.sources import compression_of, open_binary
+
+    with open_binary(path, compression_of(path)) as f:
+        head = f.read(int(offset))
+    line = head.count(b"\n") + 1
+    return f"{path}:{line}"
+
+
 def _key(row: dict, root: Path) -> str:
     """Error rows and duplicates by where they came from; the rest by their id."""
     if row["doc_id"] is None or row["status"] == "error" or (row["error"] or "").startswith("duplicate id"):
-        rel = os.path.relpath(row["source"], root)
+        rel = os.path.relpath(as_line(row["source"]), root)
         rel = rel[len("in/"):] if rel.startswith("in/") else rel
         if rel.startswith("h.jsonl.gz:"):
             return "h.jsonl.gz"  # the line where the cut fell
@@ -23,13 +36,14 @@ def _key(row: dict, root: Path) -> str:
 
 @pytest.mark.parametrize("runner", ["local", pytest.param("ray", marks=pytest.mark.ray)])
 def test_every_bad_input_is_accounted_for(tiny_model_dir, tmp_path, runner, request):
+    root = tmp_path
     if runner == "ray":
         request.getfixturevalue("ray_local")
     expected = write_bad_corpus(tmp_path)
     out = tmp_path / "out"
     paths = f"[{tmp_path / 'in'}, {tmp_path / 'texts1'}, {tmp_path / 'texts2'}]"
     assert run_cli(*common(tiny_model_dir, out, runner), "--set", f"input.path={paths}",
-                   "--set", "input.shard_size=4") == 0
+                   "--set", "input.shard_size=4", "--set", "input.shard_bytes=300") == 0
     ents, docs = tables(out)
     rows = docs.to_pylist()
     by_key: dict[str, dict] = {}
@@ -44,6 +58,7 @@ def test_every_bad_input_is_accounted_for(tiny_model_dir, tmp_path, runner, requ
     for key, (status, fragment) in expected.items():
         if fragment:
             said = f"{by_key[key]['error']} {by_key[key]['warning']}"
+            said = said.replace(f"{root}/in/0first.jsonl@0", "0first.jsonl:1")
             assert fragment in said, (key, said)
     assert set(by_key) == set(expected), set(by_key) ^ set(expected)  # nothing else, nothing lost
     # Offsets slice the original text everywhere, also past thousands of window borders.
@@ -64,6 +79,6 @@ def test_every_bad_input_is_accounted_for(tiny_model_dir, tmp_path, runner, requ
     # A rerun has nothing to do and changes nothing.
     before = tables(out)
     assert run_cli(*common(tiny_model_dir, out, runner), "--set", f"input.path={paths}",
-                   "--set", "input.shard_size=4") == 0
+                   "--set", "input.shard_size=4", "--set", "input.shard_bytes=300") == 0
     after = tables(out)
     assert before[0].equals(after[0]) and before[1].equals(after[1])

@@ -129,7 +129,7 @@ def test_parquet_missing_column_is_a_config_error(tiny_model_dir, tmp_path, caps
 
 
 def test_rerun_skips_done_shards_and_never_duplicates(tiny_model_dir, tmp_path):
-    args = common(tiny_model_dir, tmp_path / "full", "local") + ["--set", "input.shard_size=16"]
+    args = common(tiny_model_dir, tmp_path / "full", "local") + ["--set", "input.shard_bytes=20000"]
     assert run_cli(*args) == 0
     full = sorted_entities(tmp_path / "full")
     # A crash leaves some shards finished, one with entities but no docs part, and a temp file.
@@ -139,7 +139,7 @@ def test_rerun_skips_done_shards_and_never_duplicates(tiny_model_dir, tmp_path):
     for p in parts[3:]:
         p.unlink()
     (out / "docs" / ".part-x.parquet.tmp").write_bytes(b"half")
-    args = common(tiny_model_dir, out, "local") + ["--set", "input.shard_size=16"]
+    args = common(tiny_model_dir, out, "local") + ["--set", "input.shard_bytes=20000"]
     assert run_cli(*args) == 0
     report = json.loads((out / "run.json").read_text())
     assert report["this_run"]["shards"] == len(parts) - 3

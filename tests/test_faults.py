@@ -26,7 +26,7 @@ def _corpus(path: Path, n: int = 30, poison_at: int | None = 14) -> Path:
 def _argv(model: Path, out: Path, corpus: Path, runner: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "extract", "run", "--config", str(ROOT / "configs" / "extract.yaml"),
             *common(model, out, runner), "--set", f"input.path={corpus}", "--set", "input.text_columns=[text]",
-            "--set", "input.shard_size=10", *extra]
+            "--set", "input.shard_bytes=600", *extra]
 
 
 def _env() -> dict:

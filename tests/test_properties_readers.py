@@ -156,6 +156,16 @@ LINE_PIECES = [b"\n", b"\n", b"\r\n", b" ", b"\t\n", b"\n\n", b"{}", b"[]", b"nu
 random_bytes = st.lists(st.one_of(st.binary(max_size=16), st.sampled_from(LINE_PIECES)), max_size=30).map(b"".join)
 
 
+def line_starts(data: bytes) -> list[int]:
+    """Byte offset of each line (a JSON-lines record's source is ``file@offset``); a leading BOM
+    is not part of the first line."""
+    starts, pos = [], len(BOM) if data.startswith(BOM) else 0
+    for line in (data[pos:] if pos else data).split(b"\n"):
+        starts.append(pos)
+        pos += len(line) + 1
+    return starts
+
+
 def as_json(value):
     """The value a JSON line holds: an escaped surrogate pair is one astral character there."""
     return json.loads(json.dumps(value))
@@ -200,11 +210,12 @@ def test_random_bytes_one_record_per_nonblank_line(data, comp, shard_size, chunk
         name = "in.jsonl" + SUFFIX[comp]
         path = os.path.join(tmp, name.upper() if upper else name)
         write(path, compress(data, comp, cuts))
-        cfg = InputConfig(path=(path,), shard_size=shard_size)
+        cfg = InputConfig(path=(path,), shard_size=shard_size, shard_bytes=shard_size * 7)  # random byte splits
         recs = read_all(cfg)
     for rec in recs:
         check_record(rec)
-    assert [r.source for r in recs] == [f"{path}:{n}" for n in want]
+    starts = line_starts(data)
+    assert [r.source for r in recs] == [f"{path}@{starts[n - 1]}" for n in want]
 
 
 # --- 2. random JSON values: the right record for each, text sanitised, same length ---------------
@@ -218,12 +229,13 @@ def test_json_values(values, modes, comp, shard_size, chunk):
     with tempfile.TemporaryDirectory() as tmp, chunk_patch(chunk):
         path = os.path.join(tmp, "in.jsonl" + SUFFIX[comp])
         write(path, compress(b"\n".join(lines) + b"\n", comp))
-        recs = read_all(InputConfig(path=(path,), shard_size=shard_size))
+        recs = read_all(InputConfig(path=(path,), shard_size=shard_size, shard_bytes=shard_size * 11))
+    starts = line_starts(b"\n".join(lines) + b"\n")
     assert len(recs) == len(values)
     for n, (rec, value, line) in enumerate(zip(recs, values, lines), 1):
         check_record(rec)
         value = as_json(value)
-        assert rec.source == f"{path}:{n}"
+        assert rec.source == f"{path}@{starts[n - 1]}"
         try:
             line.decode("utf-8")
             utf8 = True
@@ -404,12 +416,13 @@ def test_over_long_line_is_one_skipped_record(n, data, comp, chunk, shard_size, 
     with tempfile.TemporaryDirectory() as tmp, chunk_patch(chunk):
         path = os.path.join(tmp, "in.jsonl" + SUFFIX[comp])
         write(path, compress(b"\n".join(lines) + (b"\n" if trailing else b""), comp))
-        recs = read_all(InputConfig(path=(path,), max_chars=50, shard_size=shard_size))
+        recs = read_all(InputConfig(path=(path,), max_chars=50, shard_size=shard_size, shard_bytes=shard_size * 13))
+    starts = line_starts(b"\n".join(lines))
     for rec in recs:
         check_record(rec)
     assert len(recs) == n + 1
     skipped = recs[where]
-    assert skipped.status == "skipped" and "max_chars" in skipped.error and skipped.source == f"{path}:{where + 1}"
+    assert skipped.status == "skipped" and "max_chars" in skipped.error and skipped.source == f"{path}@{starts[where]}"
     rest = recs[:where] + recs[where + 1:]
     assert all(r.error is None for r in rest)
     assert [(r.doc_id, r.text) for r in rest] == [(f"d{i}", t) for i, t in enumerate(short)]

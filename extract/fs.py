@@ -1,0 +1,471 @@
+"""One small filesystem layer: every input, output and model path may be a local path or a URI
+(``file://``, ``s3://``, ``gs://``/``gcs://``, ``hdfs://``), read and written through pyarrow.fs.
+
+Plain functions over strings. A "uri" below is either a local path (relative paths stay relative
+in what these functions return) or ``scheme://authority/path``. Object-store keys are taken as
+written (no percent-decoding; spaces are fine); ``file://`` URIs are percent-decoded.
+
+- ``resolve`` maps a uri to ``(filesystem, path)``: a LocalFileSystem and an absolute path, or a
+  cached filesystem per scheme + authority (+ the S3 settings in the environment) and the path that
+  filesystem expects (``bucket/key`` on object stores, ``/path`` on HDFS).
+- S3 honours the standard environment: credentials through the AWS default chain
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
+  ``~/.aws``, instance roles), ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_NO_SIGN_REQUEST=YES``,
+  and an endpoint override from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (an S3-compatible
+  server such as MinIO or moto; ``http://`` endpoints use plain HTTP).
+- Writes are atomic: on a local disk (and HDFS) through a temporary ``.<name>.tmp`` in the same
+  folder and a rename; on an object store the bytes are complete in memory first and go up in one
+  upload, which only becomes visible when it completes.
+- Bytes are stored and read as they are: pyarrow's open_input_stream/open_output_stream would
+  (de)compress by the name's suffix (".gz", ".bz2", ".zst"), so these calls pass compression=None.
+- Object stores have no folders: a "folder" is a key prefix, ``makedirs`` does nothing there, and
+  pyarrow reports no modification time for prefixes (``mtime_ns`` is None).
+"""
+from __future__ import annotations
+
+import atexit
+import errno
+import io
+import os
+import posixpath
+import re
+import threading
+from typing import BinaryIO, Union
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+__all__ = [
+    "resolve", "is_local", "is_object_store", "join", "parent", "basename", "exists", "is_file", "is_dir",
+    "size", "mtime_ns", "list_files", "open_input", "read_bytes", "read_text", "write_bytes_atomic",
+    "write_parquet_atomic", "read_parquet", "parquet_file", "delete", "listdir", "makedirs", "clear_cache",
+]
+
+Bytes = Union[bytes, bytearray, memoryview, pa.Buffer]
+
+OBJECT_STORES = frozenset({"s3", "gs", "gcs"})  # scheme://bucket/key; no folders, a PUT is atomic
+GLOB_CHARS = "*?["
+READ_BUFFER = 1 << 20  # remote reads: one ranged GET per MiB, however small the caller's reads
+
+_URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
+_LOCAL = pafs.LocalFileSystem()
+_cache: dict[tuple, pafs.FileSystem] = {}
+_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------- URIs
+
+def _split(uri: str) -> tuple[str, str, str]:
+    """(scheme, authority, path); scheme is "" for a local path (which is then the whole path)."""
+    m = _URI.match(uri)
+    if not m or len(m[1]) == 1:  # no scheme, or a Windows drive letter
+        return "", "", uri
+    authority, slash, path = m[2].partition("/")
+    return m[1].lower(), authority, slash + path
+
+
+def is_local(uri: str) -> bool:
+    """A local path or a ``file://`` URI."""
+    return _split(uri)[0] in ("", "file")
+
+
+def is_object_store(uri: str) -> bool:
+    return _split(uri)[0] in OBJECT_STORES
+
+
+def join(uri: str, *parts: str) -> str:
+    """``uri`` with ``parts`` appended by "/", scheme kept. Local paths join like os.path.join;
+    in a URI a part's leading "/" is dropped (it never replaces the bucket)."""
+    if not parts:
+        return uri
+    if _split(uri)[0] == "":
+        return os.path.join(uri, *parts)
+    out = uri
+    for part in parts:
+        part = part.lstrip("/")
+        if part:
+            out = (out if out.endswith("/") else out + "/") + part
+    return out
+
+
+def parent(uri: str) -> str:
+    """The folder holding ``uri``, in the same form ("" for a bare relative name, as os.path.dirname)."""
+    scheme, _, path = _split(uri)
+    if scheme == "":
+        return os.path.dirname(uri.rstrip("/")) if uri.rstrip("/") else uri
+    if not path.strip("/"):
+        return uri
+    folder = posixpath.dirname(path.rstrip("/"))
+    return uri[: len(uri) - len(path)] + ("" if folder == "/" and scheme != "file" else folder)
+
+
+def basename(uri: str) -> str:
+    scheme, authority, path = _split(uri)
+    return posixpath.basename((path if scheme else uri).rstrip("/")) or authority
+
+
+# ---------------------------------------------------------------------------------- filesystems
+
+def clear_cache() -> None:
+    """Forget cached filesystems (they are also keyed by the S3 environment, so tests that change
+    it need not call this)."""
+    with _lock:
+        _cache.clear()
+
+
+atexit.register(clear_cache)  # drop S3 clients before pyarrow finalizes its S3 subsystem at exit
+
+
+def _s3_env() -> tuple[str | None, str | None, bool]:
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+    anonymous = env.get("AWS_NO_SIGN_REQUEST", "").strip().lower() in ("1", "true", "yes")
+    return endpoint, region, anonymous
+
+
+def _make_s3(bucket: str, endpoint: str | None, region: str | None, anonymous: bool) -> pafs.FileSystem:
+    if endpoint:
+        u = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
+        if not u.netloc:
+            raise ValueError(f"AWS_ENDPOINT_URL(_S3) {endpoint!r} is not a URL; expected e.g. http://127.0.0.1:9000")
+        # An S3-compatible server: path-style requests to it, any region (most ignore it).
+        return pafs.S3FileSystem(endpoint_override=u.netloc + u.path.rstrip("/"), scheme=u.scheme or "https",
+                                 region=region or "us-east-1", anonymous=anonymous)
+    if region:
+        return pafs.S3FileSystem(region=region, anonymous=anonymous)
+    # No region configured: let pyarrow look up the bucket's region.
+    fs, _ = pafs.FileSystem.from_uri(f"s3://{bucket}" + ("?anonymous=true" if anonymous else ""))
+    return fs
+
+
+def _filesystem(scheme: str, authority: str) -> pafs.FileSystem:
+    key: tuple = (scheme, authority)
+    if scheme == "s3":
+        key += _s3_env()
+    with _lock:
+        fs = _cache.get(key)
+        if fs is None:
+            try:
+                fs = _make_s3(authority, *key[2:]) if scheme == "s3" else \
+                    pafs.FileSystem.from_uri(f"{scheme}://{authority}")[0]
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise OSError(f"cannot open the {scheme}:// filesystem for {scheme}://{authority}: {exc}") from exc
+            _cache[key] = fs
+        return fs
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path)`` for a local path or URI; local paths come back absolute."""
+    scheme, authority, path = _split(uri)
+    if scheme == "":
+        return _LOCAL, os.path.abspath(os.path.expanduser(uri))
+    if scheme == "file":
+        if authority not in ("", "localhost"):
+            raise ValueError(f"{uri}: a file:// URI names a local path (file:///abs/path), not host {authority!r}")
+        return _LOCAL, os.path.abspath(unquote(path) or "/")
+    if not authority:
+        raise ValueError(f"{uri}: expected {scheme}://<bucket or host>/<path>")
+    fs = _filesystem(scheme, authority)
+    if scheme in OBJECT_STORES:
+        key = path.strip("/")
+        return fs, f"{authority}/{key}" if key else authority
+    if scheme in ("hdfs", "viewfs"):
+        return fs, path.rstrip("/") or "/"
+    fs, fpath = pafs.FileSystem.from_uri(uri)  # another scheme pyarrow knows: trust its own parsing
+    return fs, fpath
+
+
+# ---------------------------------------------------------------------------------------- info
+
+def _info(uri: str) -> pafs.FileInfo:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path)
+
+
+def _not_found(uri: str, expected: str = "a file") -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, f"expected {expected} at {uri}, found nothing there")
+
+
+def exists(uri: str) -> bool:
+    return _info(uri).type != pafs.FileType.NotFound
+
+
+def is_file(uri: str) -> bool:
+    return _info(uri).type == pafs.FileType.File
+
+
+def is_dir(uri: str) -> bool:
+    """A folder; on an object store, a bucket or a prefix that some key starts with."""
+    return _info(uri).type == pafs.FileType.Directory
+
+
+def _file_info(uri: str) -> pafs.FileInfo:
+    info = _info(uri)
+    if info.type == pafs.FileType.NotFound:
+        raise _not_found(uri)
+    if info.type != pafs.FileType.File:
+        raise IsADirectoryError(errno.EISDIR, f"expected a file at {uri}, found a folder")
+    return info
+
+
+def size(uri: str) -> int:
+    return int(_file_info(uri).size)
+
+
+def mtime_ns(uri: str) -> int | None:
+    """Modification time in ns (S3: whole seconds, from LastModified); None where the store has none."""
+    m = _file_info(uri).mtime_ns
+    return int(m) if m is not None else None
+
+
+# ------------------------------------------------------------------------------------- listing
+
+def _has_glob(uri: str) -> bool:
+    return any(ch in uri for ch in GLOB_CHARS)
+
+
+def _walk_key(rel: str) -> tuple:
+    """Sort key giving os.walk's order with sorted dirnames and filenames: a folder's own files
+    first, then each subfolder in name order."""
+    parts = rel.split("/")
+    return tuple((1, p) for p in parts[:-1]) + ((0, parts[-1]),)
+
+
+def _component_regex(comp: str) -> str:
+    """One path component of a glob (no "/") as a regex: * and ? never cross "/", [...] as in
+    fnmatch ([!...] negates); like glob.glob, a wildcard does not match a leading "."."""
+    out = [] if comp.startswith(".") else [r"(?!\.)"]
+    i, n = 0, len(comp)
+    while i < n:
+        c = comp[i]
+        i += 1
+        if c == "*":
+            while i < n and comp[i] == "*":
+                i += 1
+            out.append(r"[^/]*")
+        elif c == "?":
+            out.append(r"[^/]")
+        elif c == "[":
+            j = i
+            if j < n and comp[j] == "!":
+                j += 1
+            if j < n and comp[j] == "]":
+                j += 1
+            while j < n and comp[j] != "]":
+                j += 1
+            if j >= n:  # no closing bracket: a literal "["
+                out.append(r"\[")
+                continue
+            body = comp[i:j].replace("\\", "\\\\")
+            i = j + 1
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            elif body.startswith("^"):
+                body = "\\" + body
+            out.append(f"(?!/)[{body}]")
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """A relative glob pattern ("a/*.json", "**/x?.txt") as a regex over relative "/" paths.
+    ``**`` as a whole component matches zero or more folders (all files below when it is last)."""
+    comps = pattern.split("/")
+    parts: list[str] = []
+    for k, comp in enumerate(comps):
+        last = k == len(comps) - 1
+        if comp == "**":
+            parts.append(r"(?:(?!\.)[^/]+/)*" + (r"(?!\.)[^/]+" if last else ""))
+        else:
+            parts.append(_component_regex(comp) + ("" if last else "/"))
+    return re.compile("".join(parts), re.S)
+
+
+def _rel(base: str, path: str) -> str:
+    base = base.rstrip("/")
+    return path[len(base) + 1:] if path.startswith(base + "/") else path.lstrip("/")
+
+
+def list_files(spec: str, what: str = "path") -> list[tuple[str, int]]:
+    """``[(uri, size)]`` for a file, a folder (every file below it, in os.walk order: a folder's
+    files by name, then its subfolders by name) or a glob (``*``, ``?``, ``[...]``, ``**``; sorted
+    by uri, as sorted(glob.glob(spec, recursive=True)) gives them). Returned uris keep the spec's
+    form (scheme, or a relative local path). A glob that matches nothing gives []; a plain path
+    that is neither a file nor a folder raises FileNotFoundError naming ``what``."""
+    if _has_glob(spec):
+        return _glob(spec, what)
+    fs, path = resolve(spec)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        return [(spec, int(info.size))]
+    if info.type != pafs.FileType.Directory:
+        raise FileNotFoundError(errno.ENOENT, f"{what} {spec} matched no file: expected a file, a folder or a "
+                                              "glob, and nothing exists there")
+    prefix = spec if spec.endswith("/") else spec + "/"
+    found = [(_rel(path, i.path), int(i.size)) for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+             if i.type == pafs.FileType.File]
+    found.sort(key=lambda e: _walk_key(e[0]))
+    return [(prefix + rel, n) for rel, n in found]
+
+
+def _glob(spec: str, what: str) -> list[tuple[str, int]]:
+    scheme, authority, path = _split(spec)
+    if scheme and _has_glob(authority):
+        raise ValueError(f"{what} {spec}: a glob in the bucket or host name is not supported; put it in the path")
+    first = min(spec.index(c) for c in GLOB_CHARS if c in spec)
+    slash = spec.rfind("/", 0, first)
+    base = spec[: slash + 1]  # "" for a relative local glob such as "*.jsonl"
+    pattern = spec[len(base):]
+    regex = glob_regex(pattern)
+    fs, root = resolve(base or ".")
+    # Only "a/b*" patterns need more than the base folder's own entries (FileSelector has no depth limit).
+    sel = pafs.FileSelector(root, recursive="/" in pattern or "**" in pattern, allow_not_found=True)
+    try:
+        infos = fs.get_file_info(sel)
+    except NotADirectoryError:
+        return []
+    out = []
+    for i in infos:
+        if i.type != pafs.FileType.File:
+            continue
+        rel = _rel(root, i.path)
+        if regex.fullmatch(rel):
+            out.append((base + rel, int(i.size)))
+    out.sort()
+    return out
+
+
+def listdir(uri: str) -> list[str]:
+    """Names (files and folders) directly in a folder, sorted."""
+    fs, path = resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise _not_found(uri, "a folder")
+    if info.type == pafs.FileType.File:
+        raise NotADirectoryError(errno.ENOTDIR, f"expected a folder at {uri}, found a file")
+    return sorted(posixpath.basename(i.path.rstrip("/")) for i in fs.get_file_info(pafs.FileSelector(path)))
+
+
+# ------------------------------------------------------------------------------------- reading
+
+def open_input(uri: str, buffer_size: int = READ_BUFFER) -> BinaryIO:
+    """A seekable binary file (read, read1, readline, seek, tell, close, with-statement). Local:
+    the builtin file; remote: pyarrow's random-access file behind an io.BufferedReader, so small
+    reads do not each cost a request."""
+    fs, path = resolve(uri)
+    if fs is _LOCAL:
+        return open(path, "rb")
+    try:
+        raw = fs.open_input_file(path)
+    except FileNotFoundError as exc:
+        raise _not_found(uri) from exc
+    return io.BufferedReader(raw, buffer_size)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = resolve(uri)
+    if fs is _LOCAL:
+        with open(path, "rb") as f:
+            return f.read()
+    try:
+        with fs.open_input_stream(path, compression=None) as f:
+            return f.read()
+    except FileNotFoundError as exc:
+        raise _not_found(uri) from exc
+
+
+def read_text(uri: str, encoding: str = "utf-8") -> str:
+    return read_bytes(uri).decode(encoding)
+
+
+def read_parquet(uri: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+    fs, path = resolve(uri)
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        raise _not_found(uri, "a Parquet file")
+    return pq.read_table(path, filesystem=fs, columns=columns, schema=schema)
+
+
+def parquet_file(uri: str) -> pq.ParquetFile:
+    """A ParquetFile that owns its source (use it in a with-statement or close() it)."""
+    fs, path = resolve(uri)
+    try:
+        return pq.ParquetFile(path, filesystem=fs)
+    except FileNotFoundError as exc:
+        raise _not_found(uri, "a Parquet file") from exc
+
+
+# ------------------------------------------------------------------------------------- writing
+
+def _tmp_name(path: str) -> str:
+    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+
+
+def _local_atomic(path: str, write) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_bytes_atomic(uri: str, data: Bytes) -> None:
+    """Readers see the old file or the whole new one, never part of it."""
+    fs, path = resolve(uri)
+    if fs is _LOCAL:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        _local_atomic(path, write)
+    elif _split(uri)[0] in OBJECT_STORES:
+        with fs.open_output_stream(path, compression=None) as out:  # visible only once the upload completes
+            out.write(data)
+    else:  # HDFS and the like: a temporary name, then a rename
+        fs.create_dir(posixpath.dirname(path), recursive=True)
+        tmp = _tmp_name(path)
+        with fs.open_output_stream(tmp, compression=None) as out:
+            out.write(data)
+        fs.move(tmp, path)
+
+
+def write_parquet_atomic(table: pa.Table, uri: str) -> None:
+    """A zstd Parquet file, written atomically (see write_bytes_atomic)."""
+    fs, path = resolve(uri)
+    if fs is _LOCAL:
+        _local_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        return
+    buf = pa.BufferOutputStream()  # complete before anything goes up: a failed write uploads nothing
+    pq.write_table(table, buf, compression="zstd")
+    write_bytes_atomic(uri, buf.getvalue())
+
+
+def delete(uri: str, missing_ok: bool = False) -> None:
+    """Delete one file. (On S3 pyarrow then writes an empty "folder/" marker object so the prefix
+    still "exists"; it is listed as a folder, never as a file.)"""
+    fs, path = resolve(uri)
+    try:
+        fs.delete_file(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise _not_found(uri) from None
+
+
+def makedirs(uri: str) -> None:
+    """Create a folder and its parents; nothing to do on object stores."""
+    scheme = _split(uri)[0]
+    if scheme in OBJECT_STORES:
+        return
+    fs, path = resolve(uri)
+    if fs is _LOCAL:
+        os.makedirs(path, exist_ok=True)
+    else:
+        fs.create_dir(path, recursive=True)
