@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 . .venv/bin/activate
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
-python -m extract run --config configs/extract.yaml "$@"
+python -m extract run --config configs/extract.yaml --set input.shard_bytes=40000 "$@"  # 4 shards of the 155 kB sample
