@@ -31,21 +31,38 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def run_windows(loaded: Loaded, pieces: list[tuple[np.ndarray, np.ndarray]], batch_size: int) -> list[np.ndarray]:
+def token_budget_batches(lengths: Sequence[int], batch_size: int, batch_tokens: int) -> list[list[int]]:
+    """Window indices longest first, cut so a batch has at most ``batch_size`` windows and at most
+    ``batch_tokens`` padded wordpieces (its longest window x its size): short windows make big
+    batches, long ones small, so every forward pass costs about the same."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * (lengths[batches[-1][0]] + 2) <= batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def run_windows(loaded: Loaded, pieces: list[tuple[np.ndarray, np.ndarray]], batch_size: int,
+                batch_tokens: int = 0) -> list[np.ndarray]:
     """Logits (window_len, n_labels) float32 for each (ids, casing) window, in input order."""
     import torch
 
     tok = loaded.tokenizer
-    order = sorted(range(len(pieces)), key=lambda i: -len(pieces[i][0]))
     out: list[np.ndarray] = [np.empty(0)] * len(pieces)
     use_casing = bool(loaded.settings.get("casing", True))
-    autocast = loaded.device == "cuda" and loaded.dtype != torch.float32
+    cuda = loaded.device == "cuda"
+    autocast = cuda and loaded.dtype != torch.float32
+    budget = batch_tokens or batch_size * (int(loaded.settings["max_length"]) + 2)
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            idx = order[b:b + batch_size]
+        for idx in token_budget_batches([len(p[0]) for p in pieces], batch_size, budget):
             arrays = batch_tensors([pieces[i] for i in idx], tok.cls_token_id, tok.sep_token_id,
                                    tok.pad_token_id, use_casing)
-            feed = {k: torch.from_numpy(v).to(loaded.device) for k, v in arrays.items()}
+            # On a GPU: pinned host memory and non-blocking copies overlap the transfer with work.
+            feed = {k: (torch.from_numpy(v).pin_memory().to(loaded.device, non_blocking=True) if cuda
+                        else torch.from_numpy(v)) for k, v in arrays.items()}
             with torch.autocast("cuda", dtype=loaded.dtype, enabled=autocast):
                 logits = loaded.model(**feed).logits.float().cpu().numpy()
             for row, i in enumerate(idx):
@@ -53,34 +70,59 @@ def run_windows(loaded: Loaded, pieces: list[tuple[np.ndarray, np.ndarray]], bat
     return out
 
 
+@dataclass
+class Windowed:
+    """One document cut into windows: what the model stage needs, and what decoding needs after."""
+
+    enc: Encoded
+    wins: list[tuple[int, int]]
+
+    def pieces(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(self.enc.ids[s:e], self.enc.casing[s:e]) for s, e in self.wins]
+
+
+def window_text(text: str, tokenizer, max_length: int, stride: int) -> Windowed:
+    """Tokenise and cut into windows (the CPU stage before the model)."""
+    enc = encode(text, tokenizer)
+    return Windowed(enc, windows(enc.word_ids, max_length - 2, min(stride, max_length - 3)))
+
+
+def combine(doc: Windowed, logits: Sequence[np.ndarray], n_labels: int, temperature: float) -> DocProbs:
+    """Each wordpiece from the window where it sits farthest from a cut; softmax per word."""
+    enc, wins = doc.enc, doc.wins
+    piece_logits = np.zeros((len(enc.ids), n_labels), dtype=np.float32)
+    best = best_window_per_piece(len(enc.ids), wins)
+    for k, (s, e) in enumerate(wins):
+        take = np.flatnonzero(best[s:e] == k)
+        piece_logits[s + take] = logits[k][take]
+    first = enc.word_first_piece()
+    probs = _softmax(piece_logits[first] / temperature).astype(np.float32)
+    starts, ends = enc.word_spans()
+    return DocProbs(enc, starts, ends, probs)
+
+
+def forward_docs(loaded: Loaded, docs: Sequence[Windowed], batch_size: int = 32,
+                 batch_tokens: int = 0) -> list[list[np.ndarray]]:
+    """The model stage: window logits per document, windows of all documents batched together."""
+    jobs = [(d, k) for d, doc in enumerate(docs) for k in range(len(doc.wins))]
+    pieces = [p for doc in docs for p in doc.pieces()]
+    logits = run_windows(loaded, pieces, batch_size, batch_tokens)
+    out: list[list[np.ndarray]] = [[] for _ in docs]
+    for (d, _), lg in zip(jobs, logits):
+        out[d].append(lg)
+    return out
+
+
 def predict_probs(loaded: Loaded, texts: Sequence[str], batch_size: int = 32,
                   max_length: int | None = None, stride: int | None = None,
-                  temperature: float | None = None) -> list[DocProbs]:
+                  temperature: float | None = None, batch_tokens: int = 0) -> list[DocProbs]:
+    """The three stages in one call (evaluation, teachers, the Python API)."""
     max_length = max_length or int(loaded.settings["max_length"])
     stride = int(loaded.settings["stride"]) if stride is None else stride
     temperature = temperature or float(loaded.settings.get("temperature", 1.0))
-    encs = [encode(t, loaded.tokenizer) for t in texts]
-    jobs: list[tuple[int, int, int]] = []
-    per_doc_wins = []
-    for d, enc in enumerate(encs):
-        wins = windows(enc.word_ids, max_length - 2, min(stride, max_length - 3))
-        per_doc_wins.append(wins)
-        jobs += [(d, s, e) for s, e in wins]
-    logits = run_windows(loaded, [(encs[d].ids[s:e], encs[d].casing[s:e]) for d, s, e in jobs], batch_size)
-    n_labels = len(loaded.labels)
-    results, j = [], 0
-    for enc, wins in zip(encs, per_doc_wins):
-        piece_logits = np.zeros((len(enc.ids), n_labels), dtype=np.float32)
-        best = best_window_per_piece(len(enc.ids), wins)
-        for k, (s, e) in enumerate(wins):
-            take = np.flatnonzero(best[s:e] == k)
-            piece_logits[s + take] = logits[j + k][take]
-        j += len(wins)
-        first = enc.word_first_piece()
-        probs = _softmax(piece_logits[first] / temperature).astype(np.float32)
-        starts, ends = enc.word_spans()
-        results.append(DocProbs(enc, starts, ends, probs))
-    return results
+    docs = [window_text(t, loaded.tokenizer, max_length, stride) for t in texts]
+    logits = forward_docs(loaded, docs, batch_size, batch_tokens)
+    return [combine(doc, lg, len(loaded.labels), temperature) for doc, lg in zip(docs, logits)]
 
 
 def decode(doc: DocProbs, text: str, labels: Sequence[str], repair: bio.Repair = "drop",
