@@ -67,3 +67,8 @@ class Attempts:
 
     def finish(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def clear(out, shard_id: str) -> None:
+    """The shard's parts are written: no attempt is pending any more."""
+    Attempts(Path(out) / FOLDER / f"{shard_id}.json").finish()
