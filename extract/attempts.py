@@ -30,7 +30,7 @@ class Attempts:
 
     @classmethod
     def start(cls, out: Path, shard_id: str) -> "Attempts":
-        path = out / FOLDER / f"{shard_id}.json"
+        path = Path(out) / FOLDER / f"{shard_id}.json"
         state = cls(path)
         if path.is_file():
             try:
