@@ -16,9 +16,10 @@ from extract.config import ConfigError, to_dict
 from extract.duplicates import settle
 from extract.identity import job_identity, model_id
 from extract.job_config import ExtractConfig, InputConfig, RayConfig
-from extract.model import check_model_dir, model_labels
+from extract.model import check_model_dir, check_tokenizer, model_labels
 from extract.output import check_not_inputs, check_output_path, prepare
-from extract.process import ShardProcessor, is_done
+from extract.entity_processor import ShardProcessor
+from extract.process import is_done
 from extract.readers import Shard, plan, probe_columns
 from extract.report import drift, summarize
 
@@ -76,6 +77,7 @@ def check_model(path: str, labels: tuple[str, ...]) -> Path:
     try:
         model_dir = check_model_dir(path)
         types = model_labels(model_dir)
+        check_tokenizer(model_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"model.path: {exc}") from None
     unknown = [l for l in labels if l not in types]

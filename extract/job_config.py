@@ -53,7 +53,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    batch_size: int = 32  # windows per forward pass, sorted by length
+    batch_size: int = 32  # at most this many windows per forward pass, sorted by length
+    batch_tokens: int = 0  # and at most this many padded wordpieces; 0 = batch_size x max_length
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # GPU is opt-in: see ray.gpus_per_actor
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # fp16/bf16 autocast on GPU only
     threads: int = 0  # torch threads per worker; 0 = all cores (local) or the actor's CPUs (ray)
@@ -67,15 +68,17 @@ class InferenceConfig:
 class RayConfig:
     address: Optional[str] = None  # None: RAY_ADDRESS if set (ray job submit), else embedded local Ray
     num_actors: int = 2  # model replicas (actor pool size)
-    cpus_per_actor: float = 1.0
+    cpus_per_actor: float = 0.75  # fractional, so the CPU stages (read/tokenise, decode/write) still fit
+    cpus_per_task: float = 0.25  # each read/tokenise and decode/write task
     gpus_per_actor: float = 0.0  # set 1 (and inference.device: cuda) on a GPU cluster
     num_cpus: int = 0  # embedded local Ray only: CPUs it may use; 0 = all
     max_task_retries: int = 6  # a shard whose worker died is retried this often, then the job fails
     record_kill_limit: int = 1  # a record that killed this many one-by-one attempts becomes an error row
 
     def validate(self) -> None:
-        if self.num_actors < 1 or self.cpus_per_actor <= 0 or self.gpus_per_actor < 0:
-            raise ConfigError("ray: num_actors >= 1, cpus_per_actor > 0 and gpus_per_actor >= 0 are required.")
+        if self.num_actors < 1 or self.cpus_per_actor <= 0 or self.gpus_per_actor < 0 or self.cpus_per_task <= 0:
+            raise ConfigError("ray: num_actors >= 1, cpus_per_actor > 0, cpus_per_task > 0 and gpus_per_actor >= 0 "
+                              "are required.")
         if self.max_task_retries < 0 or self.record_kill_limit < 1:
             raise ConfigError("ray: max_task_retries >= 0 and record_kill_limit >= 1 are required.")
 

@@ -9,6 +9,7 @@ in config.json under ``ner_settings``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,9 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
         torch.set_num_threads(threads)
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    model = AutoModelForTokenClassification.from_pretrained(
-        str(p), use_safetensors=True, trust_remote_code=False, dtype=torch_dtype)
+    with expecting_casing_table(p):
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(p), use_safetensors=True, trust_remote_code=False, dtype=torch_dtype)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)
     if not getattr(tokenizer, "is_fast", False):
@@ -88,6 +90,20 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
     from extract.identity import model_id
 
     return Loaded(model, tokenizer, labels, settings, device, torch_dtype, model_id(p))
+
+
+def check_tokenizer(path: Path) -> None:
+    """tokenizer.json must parse (with the light `tokenizers` library: no torch in the driver)."""
+    from tokenizers import Tokenizer
+
+    file = Path(path) / "tokenizer.json"
+    if not file.is_file():
+        raise ValueError(f"{path} has no tokenizer.json: a fast tokenizer is needed for character offsets; "
+                         "save it with tokenizer.save_pretrained(...).")
+    try:
+        Tokenizer.from_file(str(file))
+    except Exception as exc:  # noqa: BLE001 - any parse error means an unusable tokenizer
+        raise ValueError(f"{file} does not load ({type(exc).__name__}: {exc}).") from None
 
 
 def model_labels(path: Path) -> list[str]:
@@ -176,6 +192,36 @@ def _casing_pre_hook(module, args, kwargs):
     kwargs["input_ids"] = None
     kwargs["inputs_embeds"] = emb.word_embeddings(input_ids) + getattr(emb, CASING_MODULE)(casing)
     return args, kwargs
+
+
+@contextmanager
+def expecting_casing_table(path: str | Path):
+    """While ``from_pretrained`` reads a model dir whose config says casing_input "embedding", tell
+    transformers that key is expected (``load_casing_weights`` puts it in afterwards), so it does
+    not print an UNEXPECTED-key load report per process. Other unexpected keys still report."""
+    import json
+
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cfg = {}
+    if (cfg.get("ner_settings") or {}).get("casing_input") != "embedding":
+        yield
+        return
+    from transformers import MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING, AutoConfig
+
+    cls = MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING[type(AutoConfig.from_pretrained(str(path)))]
+    own = "_keys_to_ignore_on_load_unexpected" in cls.__dict__
+    before = cls.__dict__.get("_keys_to_ignore_on_load_unexpected")
+    cls._keys_to_ignore_on_load_unexpected = [*(getattr(cls, "_keys_to_ignore_on_load_unexpected") or []),
+                                              rf"embeddings\.{CASING_MODULE}\.weight$"]
+    try:
+        yield
+    finally:
+        if own:
+            cls._keys_to_ignore_on_load_unexpected = before
+        else:
+            del cls._keys_to_ignore_on_load_unexpected
 
 
 def add_casing_embedding(model, n: int = NUM_CASING_IDS) -> None:

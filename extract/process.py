@@ -1,10 +1,12 @@
-"""One shard end to end: read records, predict, turn predictions into rows, write two Parquet parts.
+"""A shard in three stages: prepare (read, tokenise; CPU) -> infer (the model; an actor, GPU or
+CPU) -> finish (decode, write two Parquet parts; CPU).
 
-``ShardProcessor`` (entities) and the teacher's ``SilverProcessor`` (training/label.py) share
-``Processor``: the local runner calls ``process`` in-process, the Ray runner uses the class as a
-callable-class UDF, so both write the same bytes. Whatever goes wrong with one record (decoding,
-tokenising, predicting, decoding entities) becomes that record's `error` row and the rest of the
-shard completes; a record that kills the worker is handled by extract/attempts.py.
+``Processor`` is the one base: the entity job (extract/entity_processor.py) and teacher labelling
+(training/label.py) fill in four hooks. The local runner calls ``process`` (the three stages in a
+row, in-process); the Ray runner runs each stage as its own streaming ``map_batches`` step, so both
+write the same bytes. Whatever goes wrong with one record (reading, tokenising, predicting,
+decoding) becomes that record's `error` row and the rest of the shard completes; a record that
+kills the model's worker is handled by extract/attempts.py.
 """
 from __future__ import annotations
 
@@ -12,17 +14,15 @@ import dataclasses
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from extract import schema
+from extract import fs, schema
 from extract.attempts import Attempts
+from extract.attempts import clear as clear_attempts
 from extract.duplicates import message as duplicate_message
-from extract.job_config import ExtractConfig, InputConfig
+from extract.job_config import InputConfig
 from extract.readers import Record, Shard, read_shard
 from extract.sanitize import sanitize
 
@@ -39,25 +39,17 @@ def shard_from_json(text: str) -> Shard:
     return Shard(**json.loads(text))
 
 
-def part_paths(out: Path, shard_id: str, data_dir: str = "entities") -> tuple[Path, Path]:
-    return out / data_dir / f"part-{shard_id}.parquet", out / "docs" / f"part-{shard_id}.parquet"
+def part_paths(out: str, shard_id: str, data_dir: str = "entities") -> tuple[str, str]:
+    return (fs.join(str(out), data_dir, f"part-{shard_id}.parquet"),
+            fs.join(str(out), "docs", f"part-{shard_id}.parquet"))
 
 
-def is_done(out: Path, shard_id: str) -> bool:
-    return part_paths(out, shard_id)[1].is_file()  # docs part is written last: the completion mark
+def is_done(out: str, shard_id: str) -> bool:
+    return fs.is_file(part_paths(out, shard_id)[1])  # docs part is written last: the completion mark
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
-def process_batch(processor, batch: dict[str, np.ndarray]) -> dict[str, list]:
-    """Ray's callable-class protocol for any processor with ``process(shard) -> dict``."""
-    rows = [processor.process(shard_from_json(str(s))) for s in batch["shard"]]
-    return {k: [r[k] for r in rows] for k in rows[0]}
+def write_atomic(table: pa.Table, path: Any) -> None:
+    fs.write_parquet_atomic(table, str(path))
 
 
 def _error(exc: BaseException, stage: str) -> str:
@@ -72,88 +64,125 @@ class Outcome:
     n_entities: int = 0
 
 
+@dataclasses.dataclass
+class Payload:
+    """What travels between the stages for one shard (small and mostly numpy arrays)."""
+
+    shard: Shard
+    records: list[Record]
+    features: dict[int, Any]  # record index -> model input (e.g. wordpiece windows)
+    results: dict[int, Any] = dataclasses.field(default_factory=dict)  # record index -> model output
+    seconds: float = 0.0
+
+
 class Processor:
-    """Shared shard logic; subclasses say how to predict and how a prediction becomes rows."""
+    """Shared shard logic; subclasses say how to prepare, predict and turn predictions into rows."""
 
     data_dir = "entities"
-    input_cfg: InputConfig
-    record_kill_limit: int = 1
 
-    def __init__(self, out: str):
-        self.out = Path(out)
+    def __init__(self, out: str, input_cfg: InputConfig, record_kill_limit: int = 1):
+        self.out = str(out)
+        self.input_cfg = input_cfg
+        self.record_kill_limit = record_kill_limit
 
-    __call__ = process_batch
+    # -- hooks --------------------------------------------------------------------------------
+    def features(self, text: str) -> Any:
+        """CPU work before the model for one text (default: the text itself)."""
+        return text
 
-    # -- what a subclass provides -------------------------------------------------------------
-    def predict(self, texts: list[str]) -> list[Any]:
+    def predict(self, features: list[Any]) -> list[Any]:
         raise NotImplementedError
 
-    def outcome(self, rec: Record, result: Any) -> Outcome:
+    def outcome(self, rec: Record, features: Any, result: Any) -> Outcome:
         raise NotImplementedError
 
     def data_table(self, columns: dict[str, list]) -> pa.Table:
         raise NotImplementedError
 
-    # -- the shard ----------------------------------------------------------------------------
+    # -- the three stages ---------------------------------------------------------------------
     def process(self, shard: Shard) -> dict:
+        return self.finish(self.infer(self.prepare(shard)))
+
+    def prepare(self, shard: Shard) -> Payload:
         t0 = time.perf_counter()
-        attempts = Attempts.start(self.out, shard.shard_id)
         records = list(read_shard(shard, self.input_cfg))
         _mark_duplicates(records)
-        todo = [i for i, r in enumerate(records) if r.error is None and r.status is None and r.text and r.text.strip()]
-        results = self._careful(records, todo, attempts) if attempts.careful else self._predict_isolated(records, todo)
+        features = {}
+        for i, rec in enumerate(records):
+            if rec.error is None and rec.status is None and rec.text and rec.text.strip():
+                try:
+                    features[i] = self.features(rec.text)
+                except Exception as exc:  # noqa: BLE001 - one record's failure is its own row
+                    rec.error, rec.status = _error(exc, "tokenising"), "error"
+        return Payload(shard, records, features, seconds=time.perf_counter() - t0)
+
+    def infer(self, payload: Payload) -> Payload:
+        t0 = time.perf_counter()
+        attempts = Attempts.start(self.out, payload.shard.shard_id)
+        if attempts.careful:
+            payload.results = self._careful(payload, attempts)
+        else:
+            payload.results = self._predict_isolated(payload, list(payload.features))
+        payload.seconds += time.perf_counter() - t0
+        return payload
+
+    def finish(self, payload: Payload) -> dict:
+        t0 = time.perf_counter()
+        shard, records = payload.shard, payload.records
         columns: dict[str, list] = {}
         docs: dict[str, list] = {f.name: [] for f in schema.DOCS}
-        n_words = n_ok = 0
+        n_words = n_ok = n_rows = 0
         for i, rec in enumerate(records):
             out = None
-            if i in results:
+            if i in payload.results:
                 try:
-                    out = self.outcome(rec, results[i])
+                    out = self.outcome(rec, payload.features[i], payload.results[i])
                 except Exception as exc:  # noqa: BLE001 - one record's failure is its own row
                     rec.error, rec.status = _error(exc, "decoding entities"), "error"
             if out is not None:
                 n_ok += 1
                 n_words += out.n_words
+                n_rows += len(next(iter(out.rows.values()), []))
                 for k, v in out.rows.items():
                     columns.setdefault(k, []).extend(v)
             _doc_row(docs, rec, out, shard.shard_id, i)
         data_path, doc_path = part_paths(self.out, shard.shard_id, self.data_dir)
         write_atomic(self.data_table(columns), data_path)
         write_atomic(pa.table(docs, schema=schema.DOCS), doc_path)
-        attempts.finish()
+        clear_attempts(self.out, shard.shard_id)
         return {"shard": shard.shard_id, "docs": len(records), "ok": n_ok, "words": n_words,
-                "entities": len(next(iter(columns.values()), [])), "seconds": time.perf_counter() - t0}
+                "entities": n_rows, "seconds": payload.seconds + time.perf_counter() - t0}
 
-    def _predict_isolated(self, records: list[Record], todo: list[int]) -> dict[int, Any]:
+    # -- isolation ----------------------------------------------------------------------------
+    def _predict_isolated(self, payload: Payload, todo: list[int]) -> dict[int, Any]:
         """All records in one batched call; if it fails, each alone, so only the culprit errs."""
-        texts = [records[i].text for i in todo]
-        _kill_if_marked(texts)
+        records = payload.records
+        _kill_if_marked([records[i].text or "" for i in todo])
         try:
-            return dict(zip(todo, self.predict(texts)))  # type: ignore[arg-type]
+            return dict(zip(todo, self.predict([payload.features[i] for i in todo])))
         except Exception:  # noqa: BLE001 - find the record(s) that failed, keep the rest
             results = {}
             for i in todo:
                 try:
-                    results[i] = self.predict([records[i].text])[0]  # type: ignore[list-item]
+                    results[i] = self.predict([payload.features[i]])[0]
                 except Exception as exc:  # noqa: BLE001
                     records[i].error, records[i].status = _error(exc, "prediction"), "error"
             return results
 
-    def _careful(self, records: list[Record], todo: list[int], attempts: Attempts) -> dict[int, Any]:
+    def _careful(self, payload: Payload, attempts: Attempts) -> dict[int, Any]:
         """One record at a time, noting each before it runs (this shard's worker died before)."""
         results = {}
-        for i in todo:
+        for i in list(payload.features):
+            rec = payload.records[i]
             kills = attempts.killed_by(i, self.record_kill_limit)
             if kills:
-                records[i].status = "error"
-                records[i].error = (f"this record killed its worker process {kills + 1} time(s) (out of memory or a "
-                                    f"crash) and was given up after {attempts.attempt - 1} attempt(s) of its shard; "
-                                    "split or shorten it, or lower input.max_chars")
+                rec.status = "error"
+                rec.error = (f"this record killed its worker process {kills + 1} time(s) (out of memory or a "
+                             f"crash) and was given up after {attempts.attempt - 1} attempt(s) of its shard; "
+                             "split or shorten it, or lower input.max_chars")
                 continue
             attempts.begin(i)
-            _kill_if_marked([records[i].text])  # type: ignore[list-item]
-            results.update(self._predict_isolated(records, [i]))
+            results.update(self._predict_isolated(payload, [i]))
         attempts.begin(None)
         return results
 
@@ -195,40 +224,3 @@ def _doc_row(docs: dict[str, list], rec: Record, out: Outcome | None, shard_id: 
               "shard": shard_id, "index": index}
     for k, v in values.items():
         docs[k].append(v)
-
-
-class ShardProcessor(Processor):
-    """Entities: loads the model once; writes entities/ and docs/ parts per shard."""
-
-    def __init__(self, cfg: ExtractConfig, out: str, model_id: str = "", threads: int = 0):
-        from extract.model import load
-
-        super().__init__(out)
-        self.cfg = cfg
-        self.input_cfg = cfg.input
-        self.record_kill_limit = cfg.ray.record_kill_limit
-        self.loaded = load(cfg.model.path, cfg.inference.device, cfg.inference.dtype,
-                           threads or cfg.inference.threads)
-        self.model_id = model_id or self.loaded.model_id
-        self.keep = set(cfg.model.labels)
-        self.repair = self.loaded.settings.get("repair", "drop")
-
-    def predict(self, texts: list[str]) -> list[Any]:
-        from extract.predict import predict_probs
-
-        m = self.cfg.model
-        return predict_probs(self.loaded, texts, self.cfg.inference.batch_size, m.max_length or None,
-                             None if m.stride < 0 else m.stride)
-
-    def outcome(self, rec: Record, result: Any) -> Outcome:
-        from extract.predict import decode
-
-        found = [e for e in decode(result, rec.text, self.loaded.labels, self.repair, self.keep)  # type: ignore[arg-type]
-                 if e["score"] >= self.cfg.model.min_score]
-        rows = {k: [e[k] for e in found] for k in ("label", "text", "start", "end", "score")}
-        rows["doc_id"] = [rec.doc_id] * len(found)
-        rows["model"] = [self.model_id] * len(found)
-        return Outcome(rows, len(result.probs), len(result.enc.ids), len(found))
-
-    def data_table(self, columns: dict[str, list]) -> pa.Table:
-        return pa.table({f.name: columns.get(f.name, []) for f in schema.ENTITIES}, schema=schema.ENTITIES)

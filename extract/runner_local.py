@@ -1,4 +1,4 @@
-"""Run shards in this process, one after another (no Ray)."""
+"""Run shards in this process, one after another (no Ray): the same three stages, in a row."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator

@@ -18,8 +18,10 @@ Faults (Ray 2.60, measured on an embedded local Ray):
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+import pickle
 from typing import Any, Iterator
 
 from extract.job_config import RayConfig
@@ -43,7 +45,56 @@ def init(cfg: RayConfig) -> None:
         ray.init(address="local", include_dashboard=False, num_cpus=cfg.num_cpus or None, **kwargs)
 
 
+# Each Ray worker process builds a stage's processor once (a tokenizer for the CPU stages) and
+# keeps it for every shard it is given afterwards.
+_STAGES: dict[str, Any] = {}
+
+
+def _stage(factory: tuple) -> Any:
+    key = repr(factory)  # the factory arrives unpickled anew with every task: key it by value
+    if key not in _STAGES:
+        cls, kwargs = factory
+        _STAGES[key] = cls(**kwargs, load_model=False)
+    return _STAGES[key]
+
+
+# A stage's output for one shard travels as one binary cell: records, numpy windows and logits,
+# serialised by this job for the next stage of this same job (Ray would pickle them anyway, and
+# logs a warning per block when it has to fall back to that itself).
+def _pack(payload: Any) -> dict:
+    return {"payload": [pickle.dumps(payload, protocol=5)]}
+
+
+def _unpack(batch: dict) -> list:
+    return [pickle.loads(bytes(b)) for b in batch["payload"]]
+
+
+def _prepare(batch: dict, factory: tuple) -> dict:
+    from extract.process import shard_from_json
+
+    (shard,) = batch["shard"]
+    return _pack(_stage(factory).prepare(shard_from_json(str(shard))))
+
+
+def _finish(batch: dict, factory: tuple) -> dict:
+    (payload,) = _unpack(batch)
+    return {k: [v] for k, v in _stage(factory).finish(payload).items()}
+
+
+class _Infer:
+    """The model stage as Ray Data's callable class: loads the model once per actor."""
+
+    def __init__(self, cls: Any, kwargs: dict):
+        self.stage = cls(**kwargs)
+
+    def __call__(self, batch: dict) -> dict:
+        (payload,) = _unpack(batch)
+        return _pack(self.stage.infer(payload))
+
+
 def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfig, threads: int) -> Iterator[dict]:
+    """prepare (CPU tasks) -> infer (actor pool; forward passes only) -> finish (CPU tasks), one
+    shard per row, streamed: Ray Data's backpressure bounds how many shards are in flight."""
     if not shards:
         return
     import ray
@@ -59,20 +110,28 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     ctx.actor_init_retry_on_errors = False
     # Ray sets OMP_NUM_THREADS=1 in workers; give torch the CPUs the actor reserved instead.
     threads = threads or max(1, math.ceil(cfg.cpus_per_actor))
+    factory = (processor_cls, kwargs)
     ds = ray.data.from_items([{"shard": shard_to_json(s)} for s in shards], override_num_blocks=len(shards))
+    ds = ds.map_batches(_prepare, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
+                        batch_format="numpy")
     ds = ds.map_batches(
-        processor_cls,
-        fn_constructor_kwargs={**kwargs, "threads": threads},
+        _Infer,
+        fn_constructor_kwargs={"cls": processor_cls, "kwargs": {**kwargs, "threads": threads}},
         batch_size=1,
+        batch_format="numpy",
         compute=ActorPoolStrategy(size=max(1, min(cfg.num_actors, len(shards)))),
         num_cpus=cfg.cpus_per_actor,
         num_gpus=cfg.gpus_per_actor or None,
-        max_restarts=-1,  # a dead actor is replaced; each shard's retries are bounded below
-        max_task_retries=max_task_retries,
+        # A dead actor is replaced (max_restarts -1) and each shard retried a bounded number of times.
+        ray_remote_args_fn=functools.partial(dict, max_restarts=-1, max_task_retries=max_task_retries),
     )
+    ds = ds.map_batches(_finish, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
+                        batch_format="numpy")
     try:
         for row in ds.iter_rows():
             yield dict(row)
+    except ray.exceptions.RayTaskError as exc:  # a stage raised: say what, not Ray's wrapping
+        raise RuntimeError(f"a Ray task failed: {_original_error(exc)}") from exc
     except ray.exceptions.RayActorError as exc:
         if getattr(exc, "actor_init_failed", False):
             raise RuntimeError(f"model failed to load on a Ray worker: {_original_error(exc)}") from exc
@@ -86,9 +145,115 @@ def _original_error(exc: Exception) -> str:
     """The exception an actor's ``__init__`` raised, as 'Type: message', from Ray's ActorDiedError."""
     import ray
 
-    task_error = next((a for a in exc.args if isinstance(a, ray.exceptions.RayTaskError)), None)
+    task_error = exc if isinstance(exc, ray.exceptions.RayTaskError) else \
+        next((a for a in exc.args if isinstance(a, ray.exceptions.RayTaskError)), None)
     cause = getattr(task_error, "cause", None)
     if cause is not None and not isinstance(cause, ray.exceptions.RayError):
         return f"{type(cause).__name__}: {cause}"
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[-1].strip() if lines else repr(exc)  # the remote traceback ends with 'Type: message'
+
+
+def check_output_visible(out_dir: str, *, timeout_s: float = 120.0, probe_writer: Any = None) -> None:
+    """Refuse an output folder that the workers of a multi-node Ray cluster would write to their own
+    disks: each alive node writes ``<out>/.probe-<node id>`` from a task pinned to it, and the driver
+    must see every probe (it then deletes them). Call with Ray initialised (``init``).
+
+    A single-node Ray (the embedded one) and object-store URIs (``s3://``, ``gs://``: shared by
+    construction) are not probed; ``file://`` URIs and plain paths are. A node whose probe task
+    raises (say, it cannot create the folder) is refused too; a node that dies or does not answer
+    within ``timeout_s`` is left out with a warning. ``probe_writer(folder, name, token)`` replaces
+    the function that writes a probe on the workers (tests; pickled by value, so define it locally).
+    Raises ValueError naming the nodes.
+    """
+    import sys
+    import uuid
+    from urllib.parse import urlparse
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    scheme = urlparse(str(out_dir)).scheme
+    if scheme and scheme != "file":
+        return  # an object store: every node sees the same bucket
+    path = urlparse(str(out_dir)).path if scheme == "file" else str(out_dir)
+    folder = os.path.abspath(os.path.expanduser(path))  # the workers' working directories differ
+    if not ray.is_initialized():
+        raise RuntimeError("check_output_visible needs Ray initialised (runner_ray.init) first")
+    nodes = {n["NodeID"]: n.get("NodeManagerAddress", "?") for n in ray.nodes() if n.get("Alive")}
+    if len(nodes) <= 1:
+        return
+
+    def write_probe(folder: str, name: str, token: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(token)
+
+    def probe(folder: str, name: str, token: str, writer: Any) -> bool:
+        """On the node: write the probe; whether this node created the folder."""
+        created = not os.path.isdir(folder)
+        writer(folder, name, token)
+        return created
+
+    def unprobe(folder: str, name: str, created: bool) -> None:
+        """On a node whose probe the driver cannot see: take back what the probe left there."""
+        try:
+            os.unlink(os.path.join(folder, name))
+            if created:
+                os.rmdir(folder)
+        except OSError:
+            pass
+
+    token = uuid.uuid4().hex
+    existed = os.path.isdir(folder)
+    remote_probe = ray.remote(probe)
+    refs = {remote_probe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                node_id=node, soft=False)).remote(folder, f".probe-{node}", token, probe_writer or write_probe): node
+            for node in nodes}
+    ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+    for ref in pending:
+        ray.cancel(ref, force=True)
+    unwritable, invisible, skipped, created = [], [], [], {}
+    for ref in ready:
+        node = refs[ref]
+        try:
+            created[node] = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            unwritable.append(f"{_node_name(node, nodes)}: {type(exc.cause).__name__}: {exc.cause}")
+            continue
+        except ray.exceptions.RayError as exc:  # the node died, or its worker did
+            skipped.append(f"{_node_name(node, nodes)} ({type(exc).__name__})")
+            continue
+        probe_file = os.path.join(folder, f".probe-{node}")
+        try:
+            with open(probe_file, encoding="utf-8") as f:
+                seen = f.read() == token
+            os.unlink(probe_file)
+        except OSError:
+            seen = False
+        if not seen:
+            invisible.append(node)
+    skipped += [f"{_node_name(refs[ref], nodes)} (no answer in {timeout_s:.0f}s)" for ref in pending]
+    if skipped:
+        print(f"warning: output.path {folder}: could not check worker node(s) {', '.join(skipped)}", file=sys.stderr)
+    if invisible:  # take the probes back from the nodes' own disks
+        remote_unprobe = ray.remote(unprobe)
+        ray.wait([remote_unprobe.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+                      node_id=node, soft=False)).remote(folder, f".probe-{node}", created[node]) for node in invisible],
+                 num_returns=len(invisible), timeout=timeout_s)
+    if (invisible or unwritable) and not existed:
+        try:
+            os.rmdir(folder)  # made by a probe on the driver's node: leave nothing behind
+        except OSError:
+            pass
+    if invisible:
+        raise ValueError(f"output.path {folder} is not shared: files written by worker node(s) "
+                         f"{', '.join(_node_name(n, nodes) for n in invisible)} are not visible to the driver. "
+                         "Use shared storage (NFS, s3://...).")
+    if unwritable:
+        raise ValueError(f"output.path {folder} cannot be written from worker node(s) {'; '.join(unwritable)}. "
+                         "Use a folder every node can write: shared storage (NFS, s3://...).")
+
+
+def _node_name(node_id: str, nodes: dict) -> str:
+    return f"{node_id[:12]} ({nodes.get(node_id, '?')})"

@@ -83,26 +83,33 @@ def test_killed_driver_reruns_to_the_same_tables(tiny_model_dir, tmp_path, runne
 
 
 def test_an_exception_for_one_record_becomes_its_error_row(tiny_model_dir, tmp_path, monkeypatch):
-    """Predicting or decoding entities fails for one record: that record errs, its shard completes."""
+    """Tokenising, predicting or decoding fails for one record: that record errs, its shard completes."""
     import extract.predict as predict
     from test_extract import run_cli
 
-    real_predict, real_decode = predict.predict_probs, predict.decode
+    real_window, real_forward, real_decode = predict.window_text, predict.forward_docs, predict.decode
 
-    def flaky_predict(loaded, texts, *a, **k):
-        if any("BOOM" in t for t in texts):
-            raise RuntimeError("tokenizer exploded")
-        return real_predict(loaded, texts, *a, **k)
+    def flaky_window(text, *a, **k):
+        if "TOKFAIL" in text:
+            raise ValueError("tokenizer exploded")
+        return real_window(text, *a, **k)
+
+    def flaky_forward(loaded, docs, *a, **k):
+        if any(len(d.enc.ids) > 150 for d in docs):  # the long record below
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return real_forward(loaded, docs, *a, **k)
 
     def flaky_decode(doc, text, *a, **k):
         if "DECODEFAIL" in text:
             raise IndexError("span out of range")
         return real_decode(doc, text, *a, **k)
 
-    monkeypatch.setattr(predict, "predict_probs", flaky_predict)
+    monkeypatch.setattr(predict, "window_text", flaky_window)
+    monkeypatch.setattr(predict, "forward_docs", flaky_forward)
     monkeypatch.setattr(predict, "decode", flaky_decode)
     rows = [{"id": f"d{i}", "text": f"John Smith in Bonn {i}."} for i in range(8)]
-    rows[2]["text"] += " BOOM"
+    rows[1]["text"] += " TOKFAIL"
+    rows[2]["text"] += " Bonn" * 200
     rows[5]["text"] += " DECODEFAIL"
     src = tmp_path / "c.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -110,9 +117,10 @@ def test_an_exception_for_one_record_becomes_its_error_row(tiny_model_dir, tmp_p
                    "--set", "input.text_columns=[text]") == 0
     _, docs = tables(tmp_path / "out")
     got = {r["doc_id"]: r for r in docs.to_pylist()}
-    assert got["d2"]["status"] == "error" and "prediction failed: RuntimeError: tokenizer exploded" in got["d2"]["error"]
+    assert got["d1"]["status"] == "error" and "tokenising failed: ValueError: tokenizer exploded" in got["d1"]["error"]
+    assert got["d2"]["status"] == "error" and "prediction failed: RuntimeError: CUDA error" in got["d2"]["error"]
     assert got["d5"]["status"] == "error" and "decoding entities failed: IndexError" in got["d5"]["error"]
-    assert all(got[f"d{i}"]["status"] == "ok" for i in (0, 1, 3, 4, 6, 7))
+    assert all(got[f"d{i}"]["status"] == "ok" for i in (0, 3, 4, 6, 7))
 
 
 def test_a_spacy_teacher_name_never_imports_a_module(monkeypatch):

@@ -15,7 +15,7 @@ from test_extract import ROOT, common, tables
 
 from extract.__main__ import main
 
-WORKER = "ray::MapWorker(MapBatches(ShardProcessor))"
+WORKER = "ray::MapWorker(MapBatches(_Infer))"  # the model stage's actor
 
 
 def run_cli(*args: str) -> int:
@@ -28,8 +28,8 @@ def _corpus(path: Path, n: int) -> Path:
     return path
 
 
-def _busy_workers() -> list[int]:
-    """Pids of this process's Ray actor workers that are running a shard right now."""
+def _busy_workers(idle_too: bool = False) -> list[int]:
+    """Pids of this process's Ray model actors that are running a shard right now (or any)."""
     import psutil
 
     pids = []
@@ -38,7 +38,7 @@ def _busy_workers() -> list[int]:
             title = (p.cmdline() or [""])[0]
         except psutil.Error:
             continue
-        if title.startswith(WORKER + ".submit"):
+        if title.startswith(WORKER + ".submit") or (idle_too and title.startswith(WORKER)):
             pids.append(p.pid)
     return pids
 
@@ -50,12 +50,13 @@ def test_actor_killed_mid_job_is_replaced_and_every_record_written_once(tiny_mod
     rc: list = []
     job = threading.Thread(target=lambda: rc.append(run_cli(
         *common(tiny_model_dir, out, "ray"), "--set", f"input.path={corpus}", "--set", "input.text_columns=[text]",
-        "--set", "input.shard_size=10")))
+        "--set", "input.shard_bytes=3000")))
     t0 = time.time()
     job.start()
     killed = None
     while job.is_alive() and killed is None and time.time() - t0 < 120:
-        busy = _busy_workers() if list((out / "docs").glob("part-*")) else []
+        # The model stage is quick on a tiny model: prefer a busy actor, take any after a while.
+        busy = (_busy_workers(idle_too=time.time() - t0 > 20) if list((out / "docs").glob("part-*")) else [])
         if busy:
             killed = busy[0]
             os.kill(killed, signal.SIGKILL)  # mid-shard: the worker's title says it is in submit()
@@ -82,7 +83,11 @@ def test_actor_killed_mid_job_is_replaced_and_every_record_written_once(tiny_mod
 def test_model_that_fails_to_load_on_the_workers_fails_the_job_fast(tiny_model_dir, tmp_path, ray_local, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
-    (model / "tokenizer.json").write_text('{"version": "1.0", "truncat')  # the driver's check only sees files
+    # The driver checks config.json, the safetensors header and tokenizer.json; weights whose shapes
+    # disagree with the config only fail when a worker builds the model.
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["intermediate_size"] = 65
+    (model / "config.json").write_text(json.dumps(cfg))
     capsys.readouterr()
     t0 = time.time()
     rc = run_cli(*common(model, tmp_path / "out", "ray"))
@@ -93,8 +98,17 @@ def test_model_that_fails_to_load_on_the_workers_fails_the_job_fast(tiny_model_d
         print(f"\nfailed after {seconds:.1f}s: {line}")
     assert rc == 1
     # the original cause, from the worker's __init__, in the one line the CLI prints
-    assert "RuntimeError: model failed to load on a Ray worker: JSONDecodeError: Unterminated string" in line
+    assert "RuntimeError: model failed to load on a Ray worker:" in line and "ignore_mismatched_sizes" in line
     assert seconds < 60  # the first actor's death fails the job: no restarts, no retries
+
+
+def test_a_broken_tokenizer_fails_before_any_work(tiny_model_dir, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "tokenizer.json").write_text('{"version": "1.0", "truncat')
+    assert run_cli(*common(model, tmp_path / "out", "local")) == 2
+    assert "tokenizer.json does not load" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.ray
@@ -105,14 +119,20 @@ def test_worker_that_keeps_dying_stops_the_job_after_max_task_retries(tmp_path, 
 
     log = tmp_path / "calls.log"
 
-    class Dies:  # defined here so Ray ships it by value to the workers
-        def __init__(self, log: str, threads: int = 0):
+    class Dies:  # defined here so Ray ships it by value to the workers; its model stage dies
+        def __init__(self, log: str, threads: int = 0, load_model: bool = True):
             self.log = log
 
-        def __call__(self, batch):
+        def prepare(self, shard):
+            return shard
+
+        def infer(self, payload):
             with open(self.log, "a") as f:
                 f.write(f"{os.getpid()}\n")
             os._exit(1)
+
+        def finish(self, payload):
+            return {"docs": 0}
 
     cfg = RayConfig(num_actors=1, max_task_retries=2)
     t0 = time.time()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from extract.config import ConfigError, to_dict
+from extract.labels import bio_labels
 from extract.job import drive, write_json
 from extract.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
 from extract.model import check_model_dir
@@ -42,28 +43,28 @@ class LabelConfig:
 
 
 class SilverProcessor(Processor):
-    """Teacher labels: per document its text, word offsets and label distributions (silver/)."""
+    """Teacher labels: per document its text, word offsets and label distributions (silver/).
+    The teacher tokenises inside its own stage (an ensemble may mix tokenizers and spaCy)."""
 
     data_dir = "silver"
 
-    def __init__(self, cfg: LabelConfig, out: str, threads: int = 0):
-        super().__init__(out)
+    def __init__(self, cfg: LabelConfig, out: str, threads: int = 0, load_model: bool = True):
+        super().__init__(out, cfg.input, cfg.ray.record_kill_limit)
         self.cfg = cfg
-        self.input_cfg = cfg.input
-        self.record_kill_limit = cfg.ray.record_kill_limit
+        self.labels = bio_labels(cfg.teacher.types)
         icfg = cfg.inference
-        self.teacher = Ensemble(cfg.teacher, icfg.device, icfg.dtype, threads or icfg.threads)
+        self.teacher = Ensemble(cfg.teacher, icfg.device, icfg.dtype, threads or icfg.threads) if load_model else None
 
     def predict(self, texts: list[str]) -> list:
         return self.teacher.label(texts, self.cfg.inference.batch_size)
 
-    def outcome(self, rec, result) -> Outcome:
+    def outcome(self, rec, features, result) -> Outcome:
         starts, ends, probs = result
         return Outcome({"doc_id": [rec.doc_id], "text": [rec.text], "labelled": [result]}, len(starts))
 
     def data_table(self, columns: dict[str, list]):
         return silver_table(columns.get("doc_id", []), columns.get("text", []), columns.get("labelled", []),
-                            self.teacher.labels, to_dict(self.cfg.teacher))
+                            self.labels, to_dict(self.cfg.teacher))
 
 
 def run(cfg: LabelConfig, overwrite: bool = False) -> dict:

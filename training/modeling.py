@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from extract.model import enable_casing
+from extract.model import enable_casing, expecting_casing_table
 from training.config import MINILM, TrainConfig
 
 
@@ -45,11 +45,12 @@ def build(cfg: TrainConfig, labels: list[str]):
     path = resolve_backbone(source)
     if not Path(path).is_dir() and "/" not in path:
         raise FileNotFoundError(f"model.backbone: '{path}' is neither a local directory nor a hub id.")
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
-        hidden_dropout_prob=cfg.model.dropout, attention_probs_dropout_prob=cfg.model.dropout,
-        ignore_mismatched_sizes=True)
+    with expecting_casing_table(path):  # a teacher with a casing table (distill.init_from)
+        model = AutoModelForTokenClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
+            hidden_dropout_prob=cfg.model.dropout, attention_probs_dropout_prob=cfg.model.dropout,
+            ignore_mismatched_sizes=True)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     settings = {"max_length": cfg.model.max_length, "stride": cfg.model.stride,
                 "repair": cfg.model.repair, "casing": cfg.model.casing}
