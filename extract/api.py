@@ -1,0 +1,87 @@
+"""The model one Python call away: the batch job's own stages on a list of texts, in memory.
+
+    from extract.api import Extractor
+
+    ner = Extractor.from_pretrained("data/models/default")
+    ner("Angela Merkel met Reuters in Bonn.")
+    # [Entity(label='PER', text='Angela Merkel', start=0, end=13, score=0.99...), ...]
+    for ents in ner.pipe(texts, batch_size=64): ...
+
+Same sanitising, windows, forward passes, window merging and span decoding as
+``python -m extract run``, so a text gives the same entities here as in the Parquet output.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator, Sequence
+
+
+@dataclass(frozen=True)
+class Entity:
+    label: str
+    text: str  # == the input text[start:end]
+    start: int  # character offset, inclusive
+    end: int  # character offset, exclusive
+    score: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Extractor:
+    """Entities with offsets and calibrated scores from a model directory (safetensors only)."""
+
+    def __init__(self, loaded, labels: Sequence[str] | None = None, min_score: float = 0.0,
+                 batch_size: int = 32, batch_tokens: int = 0):
+        self.loaded = loaded
+        types = [t[2:] for t in loaded.labels if t[:2] == "B-"]
+        unknown = [l for l in labels or () if l not in types]
+        if unknown:
+            raise ValueError(f"labels {unknown} cannot be produced by this model; its types are {types}.")
+        self.keep = set(labels) if labels else set(types)
+        self.min_score = min_score
+        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+
+    @classmethod
+    def from_pretrained(cls, path: str = "data/models/default", device: str = "cpu", dtype: str = "fp32",
+                        labels: Sequence[str] | None = ("PER", "LOC", "ORG"), min_score: float = 0.0,
+                        batch_size: int = 32, threads: int = 0) -> "Extractor":
+        """``labels=None`` keeps every type the model knows (MISC included)."""
+        from extract.model import load
+
+        return cls(load(path, device, dtype, threads), labels, min_score, batch_size)
+
+    def __call__(self, text: str) -> list[Entity]:
+        return next(self.pipe([text]))
+
+    def pipe(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Entity]]:
+        """Entities per text, in order; texts are batched (their windows sorted by length)."""
+        chunk: list[str] = []
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"expected str texts, found {type(text).__name__}")
+            chunk.append(text)
+            if len(chunk) >= batch_size:
+                yield from self._run(chunk)
+                chunk = []
+        if chunk:
+            yield from self._run(chunk)
+
+    def _run(self, texts: list[str]) -> list[list[Entity]]:
+        from extract.predict import combine, decode, forward_docs, window_text
+        from extract.sanitize import sanitize
+
+        s = self.loaded.settings
+        clean = [sanitize(t)[0] for t in texts]  # same length: offsets index the caller's text
+        todo = [i for i, t in enumerate(clean) if t.strip()]
+        docs = [window_text(clean[i], self.loaded.tokenizer, int(s["max_length"]), int(s["stride"])) for i in todo]
+        logits = forward_docs(self.loaded, docs, self.batch_size, self.batch_tokens)
+        out: list[list[Entity]] = [[] for _ in texts]
+        temperature = float(s.get("temperature", 1.0))
+        for i, doc, lg in zip(todo, docs, logits):
+            probs = combine(doc, lg, len(self.loaded.labels), temperature)
+            for e in decode(probs, clean[i], self.loaded.labels, s.get("repair", "drop"), self.keep):
+                if e["score"] >= self.min_score:
+                    out[i].append(Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"]))
+        return out

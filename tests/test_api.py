@@ -1,0 +1,42 @@
+"""The Python API runs the batch job's own stages: the same entities as the Parquet output."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from test_extract import common, run_cli, tables
+
+from extract.api import Entity, Extractor
+
+TEXTS = ["John Smith of Germany said in New York.", "", "Reuters \ud83d in Bonn " * 30, "北京 and é in Paris."]
+
+
+def test_extractor_matches_the_job(tiny_model_dir, tmp_path):
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(TEXTS)))
+    assert run_cli(*common(tiny_model_dir, tmp_path / "out", "local"), "--set", f"input.path={src}",
+                   "--set", "input.text_columns=[text]") == 0
+    ents, _ = tables(tmp_path / "out")
+    job = sorted((int(r["doc_id"]), r["label"], r["start"], r["end"], round(r["score"], 5)) for r in ents.to_pylist())
+    ner = Extractor.from_pretrained(str(tiny_model_dir), labels=None, threads=1)
+    api = sorted((i, e.label, e.start, e.end, round(e.score, 5)) for i, found in enumerate(ner.pipe(TEXTS, batch_size=2))
+                 for e in found)
+    assert job and api == job
+    for text, found in zip(TEXTS, ner.pipe(TEXTS)):
+        assert all(isinstance(e, Entity) and text[e.start:e.end] == e.text for e in found)
+    assert ner("") == []
+
+
+def test_extractor_refuses_labels_the_model_lacks(tiny_model_dir):
+    with pytest.raises(ValueError, match="PERSON"):
+        Extractor.from_pretrained(str(tiny_model_dir), labels=["PERSON"])
+
+
+def test_console_entry_point_is_installed():
+    exe = shutil.which("nerbatch")
+    if exe is None:
+        pytest.skip("package not installed with its entry points (pip install -e .)")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout
