@@ -13,14 +13,13 @@ few hundred MB in the driver); only shards holding a later duplicate are rewritt
 """
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from extract import schema
+from extract import fs, schema
 
 PREFIX = "duplicate id, first seen at "
 
@@ -48,28 +47,29 @@ def later_duplicates(docs: pa.Table) -> pa.Table:
                      "first_shard": pc.take(t["shard"], first), "first_source": pc.take(t["source"], first)})
 
 
-def settle(out: Path, data_dirs: tuple[str, ...]) -> int:
-    """Apply the policy to finished shards under ``out``; returns the number of duplicate rows."""
-    from extract.process import write_atomic
+def settle(out: str | os.PathLike, data_dirs: tuple[str, ...]) -> int:
+    """Apply the policy to finished shards under ``out`` (a local folder or a URI); returns the
+    number of duplicate rows."""
     from extract.report import table_of
 
-    docs = table_of(out / "docs", ["doc_id", "status", "shard", "index", "source", "error"], schema.DOCS)
+    out = os.fspath(out)
+    docs = table_of(fs.join(out, "docs"), ["doc_id", "status", "shard", "index", "source", "error"], schema.DOCS)
     later = later_duplicates(docs)
     for shard in sorted(set(later["shard"].to_pylist())):
         rows = later.filter(pc.equal(later["shard"], shard)).to_pylist()
-        path = out / "docs" / f"part-{shard}.parquet"
-        part = pq.read_table(path, schema=schema.DOCS)
+        path = fs.join(out, "docs", f"part-{shard}.parquet")
+        part = fs.read_parquet(path, schema=schema.DOCS)
         changed = _mark(part, {r["index"]: message(r["first_source"]) for r in rows})
         if changed is None:
             continue  # settled by an earlier run (or by the processor within the shard)
         drop = {r["doc_id"] for r in rows if r["first_shard"] != shard}
         for folder in data_dirs:
-            data_path = out / folder / f"part-{shard}.parquet"
-            if drop and data_path.is_file():
-                data = pq.read_table(data_path)
+            data_path = fs.join(out, folder, f"part-{shard}.parquet")
+            if drop and fs.is_file(data_path):
+                data = fs.read_parquet(data_path)
                 kept = data.filter(pc.invert(pc.is_in(data["doc_id"], pa.array(sorted(drop), pa.string()))))
-                write_atomic(kept, data_path)
-        write_atomic(changed, path)  # docs last: the shard reads as done with both parts settled
+                fs.write_parquet_atomic(kept, data_path)
+        fs.write_parquet_atomic(changed, path)  # docs last: the shard reads as done with both parts settled
     return later.num_rows
 
 

@@ -7,13 +7,13 @@ starts in a fraction of a second and never holds model weights.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from extract import schema
 from extract.job_config import ExtractConfig
+from extract.model_files import local_model_dir
 from extract.process import Outcome, Processor
 from extract.readers import Record
 
@@ -26,7 +26,7 @@ class ShardProcessor(Processor):
                  load_model: bool = True):
         super().__init__(out, cfg.input, cfg.ray.record_kill_limit)
         self.cfg = cfg
-        model_path = Path(cfg.model.path)
+        model_path = local_model_dir(cfg.model.path)  # each node copies a remote model once
         config = json.loads((model_path / "config.json").read_text(encoding="utf-8"))
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         from extract.model import DEFAULT_SETTINGS
@@ -42,7 +42,7 @@ class ShardProcessor(Processor):
         if load_model:
             from extract.model import load
 
-            self.loaded = load(cfg.model.path, cfg.inference.device, cfg.inference.dtype,
+            self.loaded = load(model_path, cfg.inference.device, cfg.inference.dtype,
                                threads or cfg.inference.threads)
             self.model_id = model_id or self.loaded.model_id
             self.tokenizer = self.loaded.tokenizer

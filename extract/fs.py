@@ -19,7 +19,13 @@ written (no percent-decoding; spaces are fine); ``file://`` URIs are percent-dec
 - Bytes are stored and read as they are: pyarrow's open_input_stream/open_output_stream would
   (de)compress by the name's suffix (".gz", ".bz2", ".zst"), so these calls pass compression=None.
 - Object stores have no folders: a "folder" is a key prefix, ``makedirs`` does nothing there, and
-  pyarrow reports no modification time for prefixes (``mtime_ns`` is None).
+  pyarrow reports no modification time for prefixes (``mtime_ns`` is None). Deleting a file can
+  leave an empty "folder/" marker behind (``has_files`` tells a folder with no files).
+- Local folders are listed by os.walk itself (symlinked subfolders are not descended into).
+- ``stat`` gives a file's (size, mtime_ns) in one lookup; compare stamps only with stamps from the
+  same call (a listing may give an object store's times at another precision).
+- ``download`` streams one file to a local path atomically (the model cache, extract/model_files.py).
+- A ``pathlib.Path`` is accepted wherever a uri is and taken as the local path it names.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import os
 import posixpath
 import re
 import threading
+from stat import S_ISREG
 from typing import BinaryIO, Union
 from urllib.parse import unquote, urlsplit
 
@@ -41,9 +48,11 @@ __all__ = [
     "resolve", "is_local", "is_object_store", "join", "parent", "basename", "exists", "is_file", "is_dir",
     "size", "mtime_ns", "list_files", "open_input", "read_bytes", "read_text", "write_bytes_atomic",
     "write_parquet_atomic", "read_parquet", "parquet_file", "delete", "listdir", "makedirs", "clear_cache",
+    "split", "stat", "has_files", "download",
 ]
 
 Bytes = Union[bytes, bytearray, memoryview, pa.Buffer]
+Uri = Union[str, "os.PathLike[str]"]  # a pathlib.Path is taken as the local path it names
 
 OBJECT_STORES = frozenset({"s3", "gs", "gcs"})  # scheme://bucket/key; no folders, a PUT is atomic
 GLOB_CHARS = "*?["
@@ -57,13 +66,20 @@ _lock = threading.Lock()
 
 # ---------------------------------------------------------------------------------------- URIs
 
-def _split(uri: str) -> tuple[str, str, str]:
+def _split(uri: Uri) -> tuple[str, str, str]:
     """(scheme, authority, path); scheme is "" for a local path (which is then the whole path)."""
+    uri = os.fspath(uri)
     m = _URI.match(uri)
     if not m or len(m[1]) == 1:  # no scheme, or a Windows drive letter
         return "", "", uri
     authority, slash, path = m[2].partition("/")
     return m[1].lower(), authority, slash + path
+
+
+def split(uri: Uri) -> tuple[str, str, str]:
+    """``(scheme, authority, path)`` without touching any filesystem: ``("s3", "bkt", "/a/b")`` for
+    ``s3://bkt/a/b``; ``("", "", uri)`` for a local path. The scheme is lower-cased."""
+    return _split(uri)
 
 
 def is_local(uri: str) -> bool:
@@ -78,6 +94,7 @@ def is_object_store(uri: str) -> bool:
 def join(uri: str, *parts: str) -> str:
     """``uri`` with ``parts`` appended by "/", scheme kept. Local paths join like os.path.join;
     in a URI a part's leading "/" is dropped (it never replaces the bucket)."""
+    uri = os.fspath(uri)
     if not parts:
         return uri
     if _split(uri)[0] == "":
@@ -92,6 +109,7 @@ def join(uri: str, *parts: str) -> str:
 
 def parent(uri: str) -> str:
     """The folder holding ``uri``, in the same form ("" for a bare relative name, as os.path.dirname)."""
+    uri = os.fspath(uri)
     scheme, _, path = _split(uri)
     if scheme == "":
         return os.path.dirname(uri.rstrip("/")) if uri.rstrip("/") else uri
@@ -102,6 +120,7 @@ def parent(uri: str) -> str:
 
 
 def basename(uri: str) -> str:
+    uri = os.fspath(uri)
     scheme, authority, path = _split(uri)
     return posixpath.basename((path if scheme else uri).rstrip("/")) or authority
 
@@ -221,6 +240,18 @@ def mtime_ns(uri: str) -> int | None:
     return int(m) if m is not None else None
 
 
+def stat(uri: str) -> tuple[int, int | None]:
+    """``(size, mtime_ns)`` of a file in one call (one request on a remote store). Local files: the
+    builtin os.stat (symlinks followed). Compare stamps only with stamps from this same call: a
+    listing may report an object store's times at another precision than a lookup of one key."""
+    fs, path = resolve(uri)
+    if fs is _LOCAL:
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+    info = _file_info(uri)
+    return int(info.size), (int(info.mtime_ns) if info.mtime_ns is not None else None)
+
+
 # ------------------------------------------------------------------------------------- listing
 
 def _has_glob(uri: str) -> bool:
@@ -290,13 +321,15 @@ def _rel(base: str, path: str) -> str:
     return path[len(base) + 1:] if path.startswith(base + "/") else path.lstrip("/")
 
 
-def list_files(spec: str, what: str = "path") -> list[tuple[str, int]]:
+def list_files(spec: str, what: str = "path", literal: bool = False) -> list[tuple[str, int]]:
     """``[(uri, size)]`` for a file, a folder (every file below it, in os.walk order: a folder's
     files by name, then its subfolders by name) or a glob (``*``, ``?``, ``[...]``, ``**``; sorted
     by uri, as sorted(glob.glob(spec, recursive=True)) gives them). Returned uris keep the spec's
     form (scheme, or a relative local path). A glob that matches nothing gives []; a plain path
-    that is neither a file nor a folder raises FileNotFoundError naming ``what``."""
-    if _has_glob(spec):
+    that is neither a file nor a folder raises FileNotFoundError naming ``what``. ``literal``: the
+    spec names a file or folder as written, "*?[" included (a folder called "runs[1]")."""
+    spec = os.fspath(spec)
+    if not literal and _has_glob(spec):
         return _glob(spec, what)
     fs, path = resolve(spec)
     info = fs.get_file_info(path)
@@ -306,10 +339,29 @@ def list_files(spec: str, what: str = "path") -> list[tuple[str, int]]:
         raise FileNotFoundError(errno.ENOENT, f"{what} {spec} matched no file: expected a file, a folder or a "
                                               "glob, and nothing exists there")
     prefix = spec if spec.endswith("/") else spec + "/"
+    if fs is _LOCAL:
+        return [(prefix + rel, n) for rel, n in _walk_local(path)]
     found = [(_rel(path, i.path), int(i.size)) for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
              if i.type == pafs.FileType.File]
     found.sort(key=lambda e: _walk_key(e[0]))
     return [(prefix + rel, n) for rel, n in found]
+
+
+def _walk_local(path: str) -> list[tuple[str, int]]:
+    """os.walk itself (pyarrow's recursive listing would descend into symlinked folders, which
+    os.walk does not): regular files (symlinks to them included), relative "/" paths and sizes."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except OSError:  # a broken symlink
+                continue
+            if S_ISREG(st.st_mode):
+                out.append((os.path.relpath(full, path).replace(os.sep, "/"), st.st_size))
+    return out
 
 
 def _glob(spec: str, what: str) -> list[tuple[str, int]]:
@@ -337,6 +389,19 @@ def _glob(spec: str, what: str) -> list[tuple[str, int]]:
             out.append((base + rel, int(i.size)))
     out.sort()
     return out
+
+
+def has_files(uri: str) -> bool:
+    """Whether any file lies below ``uri`` (False for nothing there). On an object store a "folder"
+    whose files were all deleted may still be listed through an empty marker: it holds no files."""
+    fs, path = resolve(uri)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        return True
+    if info.type != pafs.FileType.Directory:
+        return False
+    sel = pafs.FileSelector(path, recursive=True, allow_not_found=True)
+    return any(i.type == pafs.FileType.File for i in fs.get_file_info(sel))
 
 
 def listdir(uri: str) -> list[str]:
@@ -457,6 +522,34 @@ def delete(uri: str, missing_ok: bool = False) -> None:
     except FileNotFoundError:
         if not missing_ok:
             raise _not_found(uri) from None
+
+
+def download(uri: str, local_path: str, chunk: int = 8 << 20) -> None:
+    """Copy one file to a local path, streamed (never whole in memory) and atomic: a temporary name
+    unique to this process in the same folder, then a rename, so concurrent downloaders of the same
+    file (workers on one node) each see it whole or not at all."""
+    fs, path = resolve(uri)
+    folder = os.path.dirname(os.path.abspath(local_path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(local_path)}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        try:
+            src = open(path, "rb") if fs is _LOCAL else fs.open_input_stream(path, compression=None)
+        except FileNotFoundError as exc:
+            raise _not_found(uri) from exc
+        with src, open(tmp, "wb") as dst:
+            while True:
+                block = src.read(chunk)
+                if not block:
+                    break
+                dst.write(block)
+        os.replace(tmp, local_path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def makedirs(uri: str) -> None:

@@ -1,8 +1,8 @@
 """What makes two runs the same job, so a resume never mixes outputs of different settings.
 
 The identity is a flat mapping of named parts: every setting that changes outputs (by its dotted
-config name), the input files (names, sizes, modification times), and per model its config.json,
-tokenizer files and weights by full content hash. Hashing weights costs a read of the file, so
+config name), the input files (names, sizes, modification times; local paths or URIs), and per
+model its config.json, tokenizer files and weights by full content hash. Hashing weights costs a read of the file, so
 the hash is cached per (path, size, mtime) in the user's cache folder.
 """
 from __future__ import annotations
@@ -69,19 +69,13 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def job_identity(settings: dict[str, Any], input_files: Iterable[str], model_dirs: Iterable[Path]) -> dict:
-    """``settings``: {"input": {...}, "model": {...}, ...} of the parts that change outputs."""
+def job_identity(settings: dict[str, Any], stamps: Iterable[tuple], model_dirs: Iterable[Path]) -> dict:
+    """``settings``: {"input": {...}, "model": {...}, ...} of the parts that change outputs;
+    ``stamps``: (file, size, mtime) of every input file as the plan saw them (no new stat)."""
     ident: dict[str, Any] = {}
     for name, value in settings.items():
         ident.update(_flat(name, value))
-    stat = []
-    for f in sorted(set(input_files)):
-        try:
-            st = os.stat(f)
-            stat.append((f, st.st_size, st.st_mtime_ns))
-        except OSError:
-            stat.append((f, None, None))
-    ident["input files (names, sizes, modification times)"] = _digest(stat)
+    ident["input files (names, sizes, modification times)"] = _digest(sorted({tuple(x) for x in stamps}))
     for i, m in enumerate(model_dirs):
         tag = f"model {i + 1} " if i else "model "
         ident[f"{tag}config.json"] = _digest((m / "config.json").read_text(encoding="utf-8"))

@@ -5,18 +5,20 @@ differ only in the processor they hand it and the identity of their settings.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from extract import fs
 from extract.attempts import FOLDER as ATTEMPTS
 from extract.config import ConfigError, to_dict
 from extract.duplicates import settle
 from extract.identity import job_identity, model_id
 from extract.job_config import ExtractConfig, InputConfig, RayConfig
 from extract.model import check_model_dir, check_tokenizer, model_labels
+from extract.model_files import local_model_dir
 from extract.output import check_not_inputs, check_output_path, prepare
 from extract.entity_processor import ShardProcessor
 from extract.process import is_done
@@ -24,21 +26,50 @@ from extract.readers import Shard, plan, probe_columns
 from extract.report import drift, summarize
 
 
-def input_files(shards: list[Shard]) -> list[str]:
-    return sorted({s.file for s in shards if s.file} | {f for s in shards for f in s.files})
+def input_stamps(shards: list[Shard]) -> list[tuple]:
+    """(file, size, mtime) of every input file, as planned."""
+    out = set()
+    for s in shards:
+        for f, (size, mtime) in zip(s.files or [s.file], s.stamps):
+            out.add((f, size, mtime))
+    return sorted(out, key=lambda x: x[0])
+
+
+def load_plan(out, input_cfg: InputConfig) -> tuple[list[Shard], dict] | None:
+    """The plan a previous run of this job saved, so a rerun neither lists nor stats the corpus
+    again; None when there is none or it was made for other reading settings."""
+    path = fs.join(str(out), "plan.json")
+    if not fs.is_file(path):
+        return None
+    saved = json.loads(fs.read_text(path))
+    if saved.get("input") != to_dict(input_cfg):
+        return None  # the identity check that follows names what changed
+    return [Shard(**s) for s in saved["shards"]], {**saved["facts"], "plan": "reused from plan.json"}
+
+
+def save_plan(out, input_cfg: InputConfig, shards: list[Shard], facts: dict) -> None:
+    data = {"input": to_dict(input_cfg), "facts": facts, "shards": [dataclasses.asdict(s) for s in shards]}
+    fs.write_bytes_atomic(fs.join(str(out), "plan.json"), json.dumps(data).encode("utf-8"))
 
 
 def drive(processor_cls: Any, kwargs: dict, input_cfg: InputConfig, output_path: str, settings: dict,
           model_dirs: list[Path], data_dir: str, runner: str, ray_cfg: RayConfig, threads: int,
           show_progress: bool, overwrite: bool) -> dict:
-    """Plan, check, prepare the output, run the pending shards, settle duplicates; the run's facts."""
+    """Plan (or reuse the saved plan), check, prepare the output, run the pending shards, settle
+    duplicates; the run's facts."""
+    t0 = time.perf_counter()
     out = check_output_path(output_path)
-    shards, facts = plan(input_cfg)
-    files = input_files(shards)
-    check_not_inputs(out, files)
-    probe_columns(shards, input_cfg)
-    identity = job_identity(settings, files, model_dirs)
+    saved = None if overwrite else load_plan(out, input_cfg)
+    shards, facts = saved or plan(input_cfg)
+    stamps = input_stamps(shards)
+    check_not_inputs(out, [f for f, _, _ in stamps])
+    if saved is None:
+        probe_columns(shards, input_cfg)
+    facts["planning_seconds"] = round(time.perf_counter() - t0, 3)
+    identity = job_identity(settings, stamps, model_dirs)
     prepare(out, identity, (data_dir, "docs", ATTEMPTS), overwrite)
+    if saved is None:
+        save_plan(out, input_cfg, shards, facts)
     pending, n_records = pending_shards(shards, out)
     this_run = execute(processor_cls, {**kwargs, "out": str(out)}, pending, n_records, runner, ray_cfg,
                        threads, show_progress)
@@ -68,14 +99,14 @@ def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
         "drift": drift(summary, model_dir),
         "complete": facts["complete"],
     }
-    write_json(out / "run.json", report)
+    write_json(fs.join(str(out), "run.json"), report)
     return report
 
 
 def check_model(path: str, labels: tuple[str, ...]) -> Path:
     """The model directory, readable, able to produce ``labels``; a ConfigError otherwise."""
     try:
-        model_dir = check_model_dir(path)
+        model_dir = check_model_dir(local_model_dir(path))  # a URI is copied once into a local cache
         types = model_labels(model_dir)
         check_tokenizer(model_dir)
     except (FileNotFoundError, ValueError) as exc:
@@ -87,10 +118,8 @@ def check_model(path: str, labels: tuple[str, ...]) -> Path:
     return model_dir
 
 
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+def write_json(path: str, data: dict) -> None:
+    fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
 def execute(processor_cls, kwargs: dict, pending: list, n_records: dict, runner: str, ray_cfg,
@@ -119,7 +148,7 @@ def execute(processor_cls, kwargs: dict, pending: list, n_records: dict, runner:
             "words_per_second": round(done_words / seconds, 1) if seconds else None}
 
 
-def pending_shards(shards: list, out: Path) -> tuple[list, dict]:
+def pending_shards(shards: list, out) -> tuple[list, dict]:
     pending = [s for s in shards if not is_done(out, s.shard_id)]
     # An estimate for the progress bar: unsplit files count as one shard's worth.
     n_records = {s.shard_id: (len(s.files) if s.fmt == "text" else (s.stop - s.start if s.stop >= 0 else 1))

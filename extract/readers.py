@@ -4,10 +4,11 @@ Formats: JSON lines (.jsonl/.ndjson, or .json that is not an array), JSON arrays
 CSV and folders of .txt files (id = path relative to the folder), each optionally compressed
 (.gz, .bz2, .xz, .zst). One reader class per format with one method, ``read(shard)``.
 
-Planning reads no record: an uncompressed JSON-lines file is cut into byte ranges of
-``shard_bytes`` that the reader aligns to line starts, Parquet by row counts from the footer, text
-folders into groups of ``shard_size`` files; a compressed file, a CSV or a JSON array cannot be
-split and is one shard. A JSON-lines record's source is ``file@byte offset`` of its line. Duplicate ids are settled after the run over the docs table (extract/duplicates.py).
+Paths are local paths or URIs (extract/fs.py); a text file's id is its path relative to the
+folder it was listed under, for URIs too. Planning reads no record: an uncompressed JSON-lines
+file is cut into byte ranges of ``shard_bytes`` that the reader aligns to line starts, Parquet by
+row counts from the footer, text folders into groups of ``shard_size`` files; a compressed file, a
+CSV or a JSON array cannot be split and is one shard. A JSON-lines record's source is ``file@byte offset`` of its line. Duplicate ids are settled after the run over the docs table (extract/duplicates.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from extract import fs
 from extract.config import ConfigError, suggest
 from extract.job_config import InputConfig
 from extract.sanitize import sanitize
@@ -54,13 +56,24 @@ class InputChanged(RuntimeError):
     """An input file changed after the job planned it: finishing would mix two versions."""
 
 
+def stamps_of(paths: list[str]) -> list[list]:
+    """``[size, mtime_ns]`` per file, from fs.stat (os.stat locally; one lookup per object on a
+    store, whose mtime may be whole seconds or None: planning and checking both use this call, so
+    they compare like with like). Remote lookups run a few at a time."""
+    if len(paths) > 1 and not all(fs.is_local(p) for p in paths):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(16, len(paths))) as pool:
+            return [list(st) for st in pool.map(fs.stat, paths)]
+    return [list(fs.stat(p)) for p in paths]
+
+
 def check_stamps(shard: Shard) -> None:
     files = shard.files or [shard.file]
-    for path, (size, mtime) in zip(files, shard.stamps):
-        st = os.stat(path)
-        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+    for path, (size, mtime), (now_size, now_mtime) in zip(files, shard.stamps, stamps_of(files)):
+        if (now_size, now_mtime) != (size, mtime):
             raise InputChanged(f"input file {path} changed after this job planned it (size {size:,} -> "
-                               f"{st.st_size:,}); its results would mix two versions. Write to a new "
+                               f"{now_size:,}); its results would mix two versions. Write to a new "
                                "output.path (or pass --overwrite) to plan the job again.")
 
 
@@ -278,9 +291,11 @@ class CsvReader:
 
 class ParquetReader:
     def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
-        import pyarrow.parquet as pq
+        with fs.parquet_file(shard.file) as pf:
+            yield from self._rows(pf, shard, cfg)
 
-        pf = pq.ParquetFile(shard.file)
+    @staticmethod
+    def _rows(pf, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
         cols = [c for c in dict.fromkeys([cfg.id_column, *cfg.text_columns]) if c in pf.schema_arrow.names]
         stop = pf.metadata.num_rows if shard.stop < 0 else shard.stop
         base = 0
@@ -301,7 +316,7 @@ class TextReader:
         from extract.sources import compression_of
 
         for path in shard.files:
-            doc_id = sanitize(os.path.relpath(path, shard.root))[0]  # undecodable file-name bytes
+            doc_id = sanitize(relative_to(path, shard.root))[0]  # undecodable file-name bytes
             try:
                 with open_binary(path, compression_of(path)) as f:
                     # UTF-8 takes at most 4 bytes a character: more bytes than that is surely too long.
@@ -315,6 +330,15 @@ class TextReader:
                 continue
             text, warning, err = decode(raw.removeprefix(b"\xef\xbb\xbf"), cfg)
             yield limit(Record(doc_id, text, path, err, warning), cfg)
+
+
+def relative_to(path: str, root: str) -> str:
+    """A text file's id: its path relative to the folder it was listed under ("sub/a.txt"), for
+    local paths as os.path.relpath gives it, for URIs the part of the key below the root."""
+    if fs.split(path)[0] == "":
+        return os.path.relpath(path, root)
+    base = root.rstrip("/") + "/"
+    return path[len(base):] if path.startswith(base) else fs.basename(path)
 
 
 READERS = {"jsonl": JsonLinesReader, "json": JsonReader, "csv": CsvReader, "parquet": ParquetReader,
@@ -341,17 +365,15 @@ def _byte_ranges(size: int, cfg: InputConfig) -> list[tuple[int, int]]:
 
 
 def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int]]:
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(f.path)
-    names = pf.schema_arrow.names
+    with fs.parquet_file(f.path) as pf:
+        names = pf.schema_arrow.names
+        n = pf.metadata.num_rows
     if cfg.id_column not in names:
         raise ConfigError(f"input.id_column '{cfg.id_column}' is not a column of {f.path} (columns: "
                           f"{', '.join(names)})." + suggest(cfg.id_column, names))
     if not any(c in names for c in cfg.text_columns):
         raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is a column of {f.path} "
                           f"(columns: {', '.join(names)})." + suggest(cfg.text_columns[0], names))
-    n = pf.metadata.num_rows
     return [(s, min(s + cfg.shard_size, n)) for s in range(0, n, cfg.shard_size)]
 
 
@@ -365,12 +387,11 @@ def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
         if f.fmt == "text":
             text_files.setdefault(f.root, []).append(f.path)
             continue
-        st = os.stat(f.path)
-        stamp = [[st.st_size, st.st_mtime_ns]]
+        stamp = stamps_of([f.path])
         lines = f.fmt == "jsonl" or (f.fmt == "json" and not is_json_array(f.path, f.compression))
         try:
             if f.compression is None and lines:
-                ranges = _byte_ranges(st.st_size, cfg)
+                ranges = _byte_ranges(stamp[0][0], cfg)
             elif f.compression is None and f.fmt == "parquet":
                 ranges = _parquet_ranges(f, cfg)
             else:
@@ -385,7 +406,7 @@ def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
     for r, (root, files) in enumerate(sorted(text_files.items())):
         for k in range(0, len(files), cfg.shard_size):
             group = files[k:k + cfg.shard_size]
-            stamps = [[st.st_size, st.st_mtime_ns] for st in map(os.stat, group)]
+            stamps = stamps_of(group)
             shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root, files=group, stamps=stamps))
     facts = {"files": len(listing.files), "shards": len(shards), "skipped_files": listing.skipped,
              "skipped_file_examples": listing.skipped_examples}

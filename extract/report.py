@@ -1,7 +1,9 @@
 """run.json: what ran, on what, how fast, what came out, and how it compares to the model's dev data."""
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,24 +11,41 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from extract import schema
+from extract import fs, schema
 
 
-def table_of(folder: Path, columns: list[str], sch) -> pa.Table:
-    parts = sorted(folder.glob("part-*.parquet"))
+def part_files(folder: str | os.PathLike) -> list[str]:
+    """The ``part-*.parquet`` files directly in ``folder`` (a local path or a URI), sorted by name;
+    none when the folder does not exist."""
+    folder = os.fspath(folder)
+    prefix = folder if folder.endswith("/") else folder + "/"
+    try:
+        found = [uri for uri, _ in fs.list_files(folder, literal=True)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(uri for uri in found if uri.startswith(prefix) and "/" not in uri[len(prefix):]
+                  and fnmatch.fnmatchcase(uri[len(prefix):], "part-*.parquet"))
+
+
+def table_of(folder: str | os.PathLike, columns: list[str], sch) -> pa.Table:
+    parts = part_files(folder)
     if not parts:
         return sch.empty_table().select(columns)
-    return pads.dataset([str(p) for p in parts], schema=sch, format="parquet").to_table(columns=columns)
+    filesystem = fs.resolve(parts[0])[0]
+    paths = [fs.resolve(p)[1] for p in parts]
+    return pads.dataset(paths, schema=sch, format="parquet", filesystem=filesystem).to_table(columns=columns)
 
 
 def _counts(column) -> dict[str, int]:
     return {str(d["values"]): int(d["counts"]) for d in pc.value_counts(column).to_pylist() if d["values"] is not None}
 
 
-def summarize(out: Path) -> dict:
-    """Counts, rates and a confidence histogram from the tables, with Arrow compute (no rows in Python)."""
-    docs = table_of(out / "docs", ["status", "n_words", "n_tokens", "error"], schema.DOCS)
-    ents = table_of(out / "entities", ["label", "score"], schema.ENTITIES)
+def summarize(out: str | os.PathLike) -> dict:
+    """Counts, rates and a confidence histogram from the tables, with Arrow compute (no rows in
+    Python). ``out``: a local folder or a URI."""
+    out = os.fspath(out)
+    docs = table_of(fs.join(out, "docs"), ["status", "n_words", "n_tokens", "error"], schema.DOCS)
+    ents = table_of(fs.join(out, "entities"), ["label", "score"], schema.ENTITIES)
     status = _counts(docs["status"])
     by_label = dict(sorted(_counts(ents["label"]).items()))
     scores = ents["score"].to_numpy().astype(float) if ents.num_rows else np.zeros(0)

@@ -29,12 +29,25 @@ from extract.process import shard_to_json
 from extract.readers import Shard
 
 
+FORWARDED_ENV = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HF_HUB_OFFLINE")
+
+
 def init(cfg: RayConfig) -> None:
     import ray
 
     if ray.is_initialized():
         return
+    # When a node dies, Ray first sees its actors as "temporarily unavailable" and retries their
+    # tasks at once, using up ray.max_task_retries before it declares the node dead (~15 s).
+    # Spacing those retries out (measured with scripts/cluster_check.sh) lets the shard move on.
+    os.environ.setdefault("RAY_task_actor_unavailable_retry_delay_base_ms", "2000")
+    os.environ.setdefault("RAY_task_actor_unavailable_retry_max_delay_ms", "10000")
     kwargs = {"ignore_reinit_error": True, "log_to_driver": True}
+    # Workers of a cluster we join do not see this shell's object-store settings: pass them on
+    # (the embedded Ray's workers inherit them anyway).
+    forward = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+    if forward and (cfg.address or os.environ.get("RAY_ADDRESS")):
+        kwargs["runtime_env"] = {"env_vars": forward}
     if cfg.address:
         ray.init(address=cfg.address, **kwargs)  # joining a cluster: the user's RAY_AUTH_MODE holds
     elif os.environ.get("RAY_ADDRESS"):
@@ -101,6 +114,13 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     from ray.data import ActorPoolStrategy, DataContext
 
     init(cfg)
+    try:
+        if kwargs.get("out"):
+            check_output_visible(str(kwargs["out"]))
+    except ValueError as exc:
+        from extract.config import ConfigError
+
+        raise ConfigError(str(exc)) from None
     max_task_retries = int(getattr(cfg, "max_task_retries", 3))  # -1: retry forever (Ray's own default)
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False  # the job prints its own progress over documents

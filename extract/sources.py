@@ -1,7 +1,9 @@
 """Input files: which ones, in which format and compression, and bounded line reading.
 
-Suffixes match case-insensitively (``NEWS.JSONL.GZ``); files under a folder or glob whose suffix
-names no known format are not read but counted, with their first few names, for run.json.
+Paths are local paths or URIs (``s3://``, ``gs://``, ``hdfs://``, ``file://``), listed and opened
+through extract/fs.py. Suffixes match case-insensitively (``NEWS.JSONL.GZ``); files under a
+folder or glob whose suffix names no known format are not read but counted, with their first few
+names, for run.json.
 Reading is bounded: a line longer than the limit is skipped while it streams past (never held in
 memory), so a multi-GB line or a gzip bomb costs time, not memory; a stream that breaks (a
 truncated .gz) ends with one marker saying where, after every complete line before the cut.
@@ -9,13 +11,13 @@ truncated .gz) ends with one marker saying where, after every complete line befo
 from __future__ import annotations
 
 import bz2
-import glob
 import gzip
 import lzma
 import os
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
+from extract import fs
 from extract.config import ConfigError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
@@ -61,7 +63,10 @@ def _known() -> str:
 
 
 def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
-    """Every input file in a stable order; unknown suffixes under folders and globs are counted."""
+    """Every input file in a stable order; unknown suffixes under folders and globs are counted.
+
+    A spec is a local path or a URI (extract/fs.py): a folder lists every file below it in os.walk
+    order (a folder's files by name, then its subfolders), a glob its matches sorted by name."""
     out = Listing()
 
     def add(full: str, root: str) -> None:
@@ -72,40 +77,86 @@ def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
             out.skip(full)
 
     for spec in paths:
-        if os.path.isdir(spec):
-            for dirpath, dirnames, filenames in os.walk(spec):
-                dirnames.sort()
-                for name in sorted(filenames):
-                    add(os.path.join(dirpath, name), spec)
-        elif any(ch in spec for ch in "*?["):
-            root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
-            for full in sorted(glob.glob(spec, recursive=True)):
-                if os.path.isfile(full):
+        local = fs.is_local(spec)
+        globbed = any(ch in spec for ch in fs.GLOB_CHARS)
+        try:
+            if not spec.strip():
+                raise FileNotFoundError(spec)
+            if (local or not globbed) and fs.is_dir(spec):  # as ever: a folder first, then a glob, then a file
+                for full, _ in fs.list_files(spec, what="input.path", literal=True):
+                    add(full, spec)
+            elif globbed:
+                root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
+                for full, _ in fs.list_files(spec, what="input.path"):
                     add(full, root)
-        elif os.path.isfile(spec):
-            if not format_of(spec, declared):
-                raise ConfigError(f"input.path: cannot tell the format of {spec}; expected a name ending in "
-                                  f"{_known()}, or set input.format.")
-            add(spec, os.path.dirname(spec))
-        else:
+            elif fs.is_file(spec):
+                if not format_of(spec, declared):
+                    raise ConfigError(f"input.path: cannot tell the format of {spec}; expected a name ending in "
+                                      f"{_known()}, or set input.format.")
+                add(spec, os.path.dirname(spec))
+            else:
+                raise FileNotFoundError(spec)
+        except ConfigError:
+            raise
+        except FileNotFoundError:
+            where = f"the working directory is {os.getcwd()}" if local else "nothing exists there"
             raise ConfigError(f"input.path: '{spec}' matched no file. Expected a file, a folder or a glob "
-                              f"(e.g. 'corpus/*.jsonl'); the working directory is {os.getcwd()}.")
+                              f"(e.g. 'corpus/*.jsonl'); {where}.") from None
+        except ValueError as exc:  # a malformed URI, a glob in a bucket name
+            raise ConfigError(f"input.path: {exc}") from None
+        except OSError as exc:  # permissions, an unreachable store, missing credentials
+            raise ConfigError(f"input.path: cannot list '{spec}': {type(exc).__name__}: {exc}") from None
     if not out.files:
         more = f" ({out.skipped} file(s) skipped for their suffix, e.g. {out.skipped_examples[0]})" if out.skipped else ""
         raise ConfigError(f"input.path: {list(paths)} matched no readable input file{more}; known suffixes: {_known()}.")
     return out
 
 
+class _Owning:
+    """A decompressor that also closes the file it reads from (gzip.open(path) would; a
+    GzipFile/BZ2File/LZMAFile given a file object leaves it open)."""
+
+    _source: BinaryIO | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            if self._source is not None:
+                self._source.close()
+
+
+class _Gzip(_Owning, gzip.GzipFile):
+    pass
+
+
+class _Bz2(_Owning, bz2.BZ2File):
+    pass
+
+
+class _Lzma(_Owning, lzma.LZMAFile):
+    pass
+
+
 def open_binary(path: str, compression: str | None) -> BinaryIO:
-    if compression == "gzip":
-        return gzip.open(path, "rb")
-    if compression == "bz2":
-        return bz2.open(path, "rb")
-    if compression == "xz":
-        return lzma.open(path, "rb")
-    if compression == "zstd":
-        return ZstdReader(open(path, "rb"))
-    return open(path, "rb")
+    """A local path or a URI (extract/fs.py), decompressed by ``compression``."""
+    raw = fs.open_input(path)
+    try:
+        if compression == "gzip":
+            f: Any = _Gzip(fileobj=raw, mode="rb")
+        elif compression == "bz2":
+            f = _Bz2(raw, "rb")
+        elif compression == "xz":
+            f = _Lzma(raw, "rb")
+        elif compression == "zstd":
+            return ZstdReader(raw)
+        else:
+            return raw
+    except BaseException:
+        raw.close()
+        raise
+    f._source = raw
+    return f
 
 
 class ZstdReader:

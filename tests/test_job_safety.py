@@ -148,3 +148,21 @@ def test_duplicates_across_shards_are_settled_once_and_reruns_change_nothing(tin
     assert run_cli(*args) == 0
     assert sorted_entities(tmp_path / "out").equals(full)
     assert pq.read_table(first_part).num_rows == n_first
+
+
+def test_a_rerun_reuses_the_saved_plan_and_a_changed_input_fails_its_shard(tiny_model_dir, tmp_path, capsys):
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Bonn {i}"}) + "\n" for i in range(50)))
+    args = [*common(tiny_model_dir, tmp_path / "out", "local"), "--set", f"input.path={src}",
+            "--set", "input.text_columns=[text]", "--set", "input.shard_bytes=200"]
+    assert run_cli(*args) == 0
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert len(plan["shards"]) > 3 and all(s["stamps"] for s in plan["shards"])
+    assert run_cli(*args) == 0
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["input"]["plan"] == "reused from plan.json"
+    # The input changes under a half-done job: the shards still to run refuse to mix two versions.
+    (tmp_path / "out" / "docs" / "part-00000-00001.parquet").unlink()
+    src.write_text(src.read_text() + json.dumps({"id": "new", "text": "Paris"}) + "\n")
+    capsys.readouterr()
+    assert run_cli(*args) == 1
+    assert "changed after this job planned it" in capsys.readouterr().err

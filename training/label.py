@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from extract import fs
 from extract.config import ConfigError, to_dict
 from extract.labels import bio_labels
 from extract.job import drive, write_json
@@ -79,7 +80,7 @@ def run(cfg: LabelConfig, overwrite: bool = False) -> dict:
     report = {"config": to_dict(cfg), "input": facts["input"], "documents": summary["documents"],
               "by_status": summary["by_status"], "words": summary["words"], "this_run": this_run,
               "wall_seconds": round(time.time() - t0, 2), "complete": facts["complete"]}
-    write_json(out / "run.json", report)
+    write_json(fs.join(str(out), "run.json"), report)
     print(f"silver: {summary['by_status']['ok']:,} documents, {summary['words']:,} words labelled -> "
-          f"{out / 'silver'}; {this_run['words_per_second'] or 0:,.0f} words/s this run", flush=True)
+          f"{fs.join(str(out), 'silver')}; {this_run['words_per_second'] or 0:,.0f} words/s this run", flush=True)
     return report
