@@ -52,28 +52,43 @@ def save_plan(out, input_cfg: InputConfig, shards: list[Shard], facts: dict) -> 
     fs.write_bytes_atomic(fs.join(str(out), "plan.json"), json.dumps(data).encode("utf-8"))
 
 
-def drive(processor_cls: Any, kwargs: dict, input_cfg: InputConfig, output_path: str, settings: dict,
-          model_dirs: list[Path], data_dir: str, runner: str, ray_cfg: RayConfig, threads: int,
-          show_progress: bool, overwrite: bool) -> dict:
+@dataclasses.dataclass(frozen=True)
+class JobSpec:
+    """What the one driver needs from a job (entities or teacher labels): its processor and the
+    parts of its config the driver reads."""
+
+    processor_cls: Any
+    processor_kwargs: dict  # the processor's own arguments (its config, the model id ...)
+    input: InputConfig
+    output_path: str
+    settings: dict  # every setting that changes outputs, for the job's identity
+    model_dirs: list[Path]
+    data_dir: str  # "entities" | "silver": the folder of the per-shard data parts
+    runner: str
+    ray: RayConfig
+    threads: int
+    show_progress: bool
+
+
+def drive(job: JobSpec, overwrite: bool) -> dict:
     """Plan (or reuse the saved plan), check, prepare the output, run the pending shards, settle
     duplicates; the run's facts."""
     t0 = time.perf_counter()
-    out = check_output_path(output_path)
-    saved = None if overwrite else load_plan(out, input_cfg)
-    shards, facts = saved or plan(input_cfg)
+    out = check_output_path(job.output_path)
+    saved = None if overwrite else load_plan(out, job.input)
+    shards, facts = saved or plan(job.input)
     stamps = input_stamps(shards)
     check_not_inputs(out, [f for f, _, _ in stamps])
     if saved is None:
-        probe_columns(shards, input_cfg)
+        probe_columns(shards, job.input)
     facts["planning_seconds"] = round(time.perf_counter() - t0, 3)
-    identity = job_identity(settings, stamps, model_dirs)
-    prepare(out, identity, (data_dir, "docs", ATTEMPTS), overwrite)
+    identity = job_identity(job.settings, stamps, job.model_dirs)
+    prepare(out, identity, (job.data_dir, "docs", ATTEMPTS), overwrite)
     if saved is None:
-        save_plan(out, input_cfg, shards, facts)
+        save_plan(out, job.input, shards, facts)
     pending, n_records = pending_shards(shards, out)
-    this_run = execute(processor_cls, {**kwargs, "out": str(out)}, pending, n_records, runner, ray_cfg,
-                       threads, show_progress)
-    facts["duplicate_ids"] = settle(out, (data_dir,))
+    this_run = execute(job, str(out), pending, n_records)
+    facts["duplicate_ids"] = settle(out, (job.data_dir,))
     missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
     return {"out": out, "input": facts, "this_run": this_run, "complete": not missing}
 
@@ -86,8 +101,8 @@ def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
                 "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
                           "stride": m.stride},
                 "inference": {"device": inf.device, "dtype": inf.dtype}}
-    facts = drive(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
-                  settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress,
+    facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
+                          settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress),
                   overwrite or cfg.output.overwrite)
     out = facts["out"]
     summary = summarize(out)
@@ -122,20 +137,20 @@ def write_json(path: str, data: dict) -> None:
     fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
-def execute(processor_cls, kwargs: dict, pending: list, n_records: dict, runner: str, ray_cfg,
-            threads: int, show_progress: bool) -> dict:
+def execute(job: JobSpec, out: str, pending: list, n_records: dict) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
-    if runner == "ray":
+    kwargs = {**job.processor_kwargs, "out": out}
+    if job.runner == "ray":
         from extract.runner_ray import run_ray
 
-        results = run_ray(processor_cls, kwargs, pending, ray_cfg, threads)
+        results = run_ray(job.processor_cls, kwargs, pending, job.ray, job.threads)
     else:
         from extract.runner_local import run_local
 
-        results = run_local(processor_cls, kwargs, pending)
+        results = run_local(job.processor_cls, kwargs, pending)
     done_docs = done_words = 0
     t_run = time.time()
-    bar = _progress(sum(n_records.values()), show_progress)
+    bar = _progress(sum(n_records.values()), job.show_progress)
     for result in results:
         done_docs += int(result["docs"])
         done_words += int(result["words"])

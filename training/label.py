@@ -14,7 +14,7 @@ from typing import Literal
 from extract import fs
 from extract.config import ConfigError, to_dict
 from extract.labels import bio_labels
-from extract.job import drive, write_json
+from extract.job import JobSpec, drive, write_json
 from extract.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
 from extract.model import check_model_dir
 from extract.process import Outcome, Processor
@@ -72,9 +72,9 @@ def run(cfg: LabelConfig, overwrite: bool = False) -> dict:
     t0 = time.time()
     settings = {"input": to_dict(cfg.input), "teacher": to_dict(cfg.teacher),
                 "inference": {"device": cfg.inference.device, "dtype": cfg.inference.dtype}}
-    facts = drive(SilverProcessor, {"cfg": cfg}, cfg.input, cfg.output.path, settings,
-                  [Path(m) for m in cfg.teacher.models], "silver", cfg.runner, cfg.ray, cfg.inference.threads,
-                  cfg.show_progress, overwrite or cfg.output.overwrite)
+    facts = drive(JobSpec(SilverProcessor, {"cfg": cfg}, cfg.input, cfg.output.path, settings,
+                          [Path(m) for m in cfg.teacher.models], "silver", cfg.runner, cfg.ray, cfg.inference.threads,
+                          cfg.show_progress), overwrite or cfg.output.overwrite)
     out, this_run = facts["out"], facts["this_run"]
     summary = summarize(out)
     report = {"config": to_dict(cfg), "input": facts["input"], "documents": summary["documents"],
