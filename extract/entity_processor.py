@@ -38,18 +38,25 @@ class ShardProcessor(Processor):
         self.keep = set(cfg.model.labels)
         self.repair = self.settings.get("repair", "drop")
         self.model_id = model_id
+        self.model_path = model_path
         self.loaded = None
+        self._tokenizer = None
         if load_model:
             from extract.model import load
 
             self.loaded = load(model_path, cfg.inference.device, cfg.inference.dtype,
                                threads or cfg.inference.threads)
             self.model_id = model_id or self.loaded.model_id
-            self.tokenizer = self.loaded.tokenizer
-        else:
+            self._tokenizer = self.loaded.tokenizer
+
+    @property
+    def tokenizer(self):
+        """Loaded on first use: the decode/write stage never needs it (nor transformers' import)."""
+        if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=False)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), trust_remote_code=False)
+        return self._tokenizer
 
     def features(self, text: str) -> Any:
         from extract.predict import window_text

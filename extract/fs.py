@@ -469,9 +469,10 @@ def _tmp_name(path: str) -> str:
     return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
 
 
-def _local_atomic(path: str, write) -> None:
+def _local_atomic(path: str, write, tmp: str | None = None) -> None:
+    """``write(tmp)`` then rename over ``path``; the temporary file never outlives a failure."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    tmp = tmp or os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -528,28 +529,22 @@ def download(uri: str, local_path: str, chunk: int = 8 << 20) -> None:
     """Copy one file to a local path, streamed (never whole in memory) and atomic: a temporary name
     unique to this process in the same folder, then a rename, so concurrent downloaders of the same
     file (workers on one node) each see it whole or not at all."""
+    import shutil
+
     fs, path = resolve(uri)
-    folder = os.path.dirname(os.path.abspath(local_path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(local_path)}.{os.getpid()}.{threading.get_ident()}.tmp")
+    local_path = os.path.abspath(local_path)
     try:
-        try:
-            src = open(path, "rb") if fs is _LOCAL else fs.open_input_stream(path, compression=None)
-        except FileNotFoundError as exc:
-            raise _not_found(uri) from exc
+        src = open(path, "rb") if fs is _LOCAL else fs.open_input_stream(path, compression=None)
+    except FileNotFoundError as exc:
+        raise _not_found(uri) from exc
+
+    def write(tmp: str) -> None:
         with src, open(tmp, "wb") as dst:
-            while True:
-                block = src.read(chunk)
-                if not block:
-                    break
-                dst.write(block)
-        os.replace(tmp, local_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            shutil.copyfileobj(src, dst, chunk)
+
+    unique = os.path.join(os.path.dirname(local_path),
+                          f".{os.path.basename(local_path)}.{os.getpid()}.{threading.get_ident()}.tmp")
+    _local_atomic(local_path, write, unique)
 
 
 def makedirs(uri: str) -> None:

@@ -18,10 +18,10 @@ Faults (Ray 2.60, measured on an embedded local Ray):
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import pickle
+import warnings
 from typing import Any, Iterator
 
 from extract.job_config import RayConfig
@@ -111,7 +111,7 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     if not shards:
         return
     import ray
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
     init(cfg)
     try:
@@ -132,21 +132,26 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     threads = threads or max(1, math.ceil(cfg.cpus_per_actor))
     factory = (processor_cls, kwargs)
     ds = ray.data.from_items([{"shard": shard_to_json(s)} for s in shards], override_num_blocks=len(shards))
+    # A bounded pool per CPU stage: every new worker process pays the imports (seconds of CPU).
+    tasks = TaskPoolStrategy(size=max(2, cfg.num_actors))
     ds = ds.map_batches(_prepare, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
-                        batch_format="numpy")
-    ds = ds.map_batches(
-        _Infer,
-        fn_constructor_kwargs={"cls": processor_cls, "kwargs": {**kwargs, "threads": threads}},
-        batch_size=1,
-        batch_format="numpy",
-        compute=ActorPoolStrategy(size=max(1, min(cfg.num_actors, len(shards)))),
-        num_cpus=cfg.cpus_per_actor,
-        num_gpus=cfg.gpus_per_actor or None,
-        # A dead actor is replaced (max_restarts -1) and each shard retried a bounded number of times.
-        ray_remote_args_fn=functools.partial(dict, max_restarts=-1, max_task_retries=max_task_retries),
-    )
+                        batch_format="numpy", compute=tasks)
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates extra remote args but has no named parameter for these two yet.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
+        ds = ds.map_batches(
+            _Infer,
+            fn_constructor_kwargs={"cls": processor_cls, "kwargs": {**kwargs, "threads": threads}},
+            batch_size=1,
+            batch_format="numpy",
+            compute=ActorPoolStrategy(size=max(1, min(cfg.num_actors, len(shards)))),
+            num_cpus=cfg.cpus_per_actor,
+            num_gpus=cfg.gpus_per_actor or None,
+            max_restarts=-1,  # a dead actor is replaced; each shard's retries are bounded here:
+            max_task_retries=max_task_retries,
+        )
     ds = ds.map_batches(_finish, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
-                        batch_format="numpy")
+                        batch_format="numpy", compute=tasks)
     try:
         for row in ds.iter_rows():
             yield dict(row)
