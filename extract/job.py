@@ -86,8 +86,8 @@ def drive(job: JobSpec, overwrite: bool) -> dict:
     prepare(out, identity, (job.data_dir, "docs", ATTEMPTS), overwrite)
     if saved is None:
         save_plan(out, job.input, shards, facts)
-    pending, n_records = pending_shards(shards, out)
-    this_run = execute(job, str(out), pending, n_records)
+    pending = pending_shards(shards, out)
+    this_run = execute(job, str(out), pending)
     facts["duplicate_ids"] = settle(out, (job.data_dir,))
     missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
     return {"out": out, "input": facts, "this_run": this_run, "complete": not missing}
@@ -137,7 +137,7 @@ def write_json(path: str, data: dict) -> None:
     fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
-def execute(job: JobSpec, out: str, pending: list, n_records: dict) -> dict:
+def execute(job: JobSpec, out: str, pending: list) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
     kwargs = {**job.processor_kwargs, "out": out}
     if job.runner == "ray":
@@ -150,12 +150,13 @@ def execute(job: JobSpec, out: str, pending: list, n_records: dict) -> dict:
         results = run_local(job.processor_cls, kwargs, pending)
     done_docs = done_words = 0
     t_run = time.time()
-    bar = _progress(sum(n_records.values()), job.show_progress)
+    # Progress in shards: a byte-range shard's record count is only known once it is read.
+    bar = _progress(len(pending), job.show_progress)
     for result in results:
         done_docs += int(result["docs"])
         done_words += int(result["words"])
-        bar.update(int(result["docs"]))
-        bar.set_postfix(words_s=f"{done_words / max(1e-9, time.time() - t_run):,.0f}")
+        bar.update(1)
+        bar.set_postfix(docs=f"{done_docs:,}", words_s=f"{done_words / max(1e-9, time.time() - t_run):,.0f}")
     bar.close()
     seconds = time.time() - t_run
     return {"shards": len(pending), "documents": done_docs, "words": done_words, "seconds": round(seconds, 2),
@@ -163,14 +164,11 @@ def execute(job: JobSpec, out: str, pending: list, n_records: dict) -> dict:
             "words_per_second": round(done_words / seconds, 1) if seconds else None}
 
 
-def pending_shards(shards: list, out) -> tuple[list, dict]:
+def pending_shards(shards: list, out) -> list:
     pending = [s for s in shards if not is_done(out, s.shard_id)]
-    # An estimate for the progress bar: unsplit files count as one shard's worth.
-    n_records = {s.shard_id: (len(s.files) if s.fmt == "text" else (s.stop - s.start if s.stop >= 0 else 1))
-                 for s in pending}
     print(f"{len(shards)} shards planned, {len(shards) - len(pending)} already done, "
           f"{len(pending)} to run", flush=True)
-    return pending, n_records
+    return pending
 
 
 def _model_info(model_dir: Path) -> dict:
@@ -185,4 +183,4 @@ def _model_info(model_dir: Path) -> dict:
 def _progress(total: int, show: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="doc", disable=not show, dynamic_ncols=True, mininterval=1.0)
+    return tqdm(total=total, unit="shard", disable=not show, dynamic_ncols=True, mininterval=1.0)
