@@ -83,7 +83,7 @@ def drive(job: JobSpec, overwrite: bool) -> dict:
         probe_columns(shards, job.input)
     facts["planning_seconds"] = round(time.perf_counter() - t0, 3)
     identity = job_identity(job.settings, stamps, job.model_dirs)
-    prepare(out, identity, (job.data_dir, "docs", ATTEMPTS), overwrite)
+    prepare(out, identity, (job.data_dir, "docs", ATTEMPTS, "stats"), overwrite)
     if saved is None:
         save_plan(out, job.input, shards, facts)
     pending = pending_shards(shards, out)
