@@ -16,7 +16,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a config key, e.g. --set input.path=corpus/*.jsonl")
     r.add_argument("--overwrite", action="store_true", help="delete the output folder first")
     r.add_argument("--show", type=int, default=5, help="print this many extracted entities")
+    _add_review(sub)  # review subcommand: see the block at the end of this file
+    _add_report_show(sub)  # report and show subcommands: see their block at the end of this file
     args = p.parse_args(argv)
+    if args.cmd in ("report", "show"):
+        return _report_show(args)
+    if args.cmd == "review":
+        return _review(args)
 
     from extract.config import ConfigError, load
     from extract.job_config import ExtractConfig
@@ -56,6 +62,69 @@ def _print_summary(report: dict, out: Path, show: int) -> None:
             t = pads.dataset([str(x) for x in parts]).head(show, columns=["doc_id", "label", "text", "start", "end", "score"])
             for row in t.to_pylist():
                 print(f"  {row['doc_id']}\t{row['label']}\t{row['text']!r}\t[{row['start']}:{row['end']}]\t{row['score']:.3f}")
+
+
+# --- review: pick documents for Label Studio (extract/review.py) ------------------------------
+def _add_review(sub) -> None:
+    v = sub.add_parser("review", help="write Label Studio tasks for documents worth a human look")
+    v.add_argument("out", help="the output folder of `python -m extract run`")
+    v.add_argument("--n", type=int, default=200, help="how many documents")
+    v.add_argument("--strategy", choices=["lowest-confidence", "disagreement", "random"], default="lowest-confidence")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--teacher", action="append", default=[], metavar="MODEL_DIR",
+                   help="model dir(s) for --strategy disagreement (repeat for several)")
+    v.add_argument("--pool", type=int, default=2000, help="disagreement: teacher relabels at most this many documents")
+    v.add_argument("--out", dest="dest", default=None,
+                   help="tasks JSON (default review_<strategy>.json); the labeling config goes next to it as .xml")
+
+
+def _review(args) -> int:
+    from extract.review import ReviewError, review
+
+    try:
+        facts = review(args.out, args.n, args.strategy, args.seed, args.teacher, args.dest, args.pool)
+    except (ReviewError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{facts['picked']} of {facts['candidates']} candidate documents ({facts['strategy']}), "
+          f"{facts['entities']} pre-annotated entities -> {facts['tasks']}; labeling config -> {facts['config']}")
+    return 0
+# --- end review --------------------------------------------------------------------------------
+
+
+
+# --- report and show subcommands (extract/run_report.py, extract/show.py) ----------------------
+def _add_report_show(sub) -> None:
+    rp = sub.add_parser("report", help="write OUT/report.html (+ report.json): counts, confidence, throughput, drift")
+    rp.add_argument("out", help="the job's output folder (local path or URI)")
+    rp.add_argument("--reference", default=None, help="another output folder to measure drift against "
+                    "(default: the model's dev data)")
+    rp.add_argument("--out", dest="html_out", default=None, help="where to write the page (default OUT/report.html); "
+                    "the numbers go beside it as .json")
+    sp = sub.add_parser("show", help="write OUT/show.html: documents with their entities highlighted (displaCy)")
+    sp.add_argument("out", help="the job's output folder (local path or URI)")
+    pick = sp.add_mutually_exclusive_group()
+    pick.add_argument("--ids", nargs="+", default=None, metavar="ID", help="these documents")
+    pick.add_argument("--sample", type=int, default=None, metavar="N", help="N random ok documents (default 5)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed for --sample")
+    sp.add_argument("--out", dest="html_out", default=None, help="where to write the page (default OUT/show.html)")
+
+
+def _report_show(args) -> int:
+    from extract.config import ConfigError
+
+    try:
+        if args.cmd == "report":
+            from extract import run_report
+
+            return run_report.main(args.out, args.reference, args.html_out)
+        from extract import show
+
+        return show.main(args.out, args.ids, args.sample, args.seed, args.html_out)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+# --- end report and show -----------------------------------------------------------------------
 
 
 if __name__ == "__main__":

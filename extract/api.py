@@ -32,7 +32,7 @@ class Extractor:
     """Entities with offsets and calibrated scores from a model directory (safetensors only)."""
 
     def __init__(self, loaded, labels: Sequence[str] | None = None, min_score: float = 0.0,
-                 batch_size: int = 32, batch_tokens: int = 0):
+                 batch_size: int = 32, batch_tokens: int = 0, funnel: str | None = "capitalised-or-digit"):
         self.loaded = loaded
         types = [t[2:] for t in loaded.labels if t[:2] == "B-"]
         unknown = [l for l in labels or () if l not in types]
@@ -42,15 +42,17 @@ class Extractor:
         self.min_score = min_score
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
+        self.funnel = funnel  # the job's default pre-filter (extract/funnel.py); None runs every window
 
     @classmethod
     def from_pretrained(cls, path: str = "data/models/default", device: str = "cpu", dtype: str = "fp32",
                         labels: Sequence[str] | None = ("PER", "LOC", "ORG"), min_score: float = 0.0,
-                        batch_size: int = 32, threads: int = 0) -> "Extractor":
+                        batch_size: int = 32, threads: int = 0,
+                        funnel: str | None = "capitalised-or-digit") -> "Extractor":
         """``labels=None`` keeps every type the model knows (MISC included)."""
         from extract.model import load
 
-        return cls(load(path, device, dtype, threads), labels, min_score, batch_size)
+        return cls(load(path, device, dtype, threads), labels, min_score, batch_size, funnel=funnel)
 
     def __call__(self, text: str) -> list[Entity]:
         return next(self.pipe([text]))
@@ -75,7 +77,8 @@ class Extractor:
         s = self.loaded.settings
         clean = [sanitize(t)[0] for t in texts]  # same length: offsets index the caller's text
         todo = [i for i, t in enumerate(clean) if t.strip()]
-        docs = [window_text(clean[i], self.loaded.tokenizer, int(s["max_length"]), int(s["stride"])) for i in todo]
+        docs = [window_text(clean[i], self.loaded.tokenizer, int(s["max_length"]), int(s["stride"]), self.funnel)
+                for i in todo]
         logits = forward_docs(self.loaded, docs, self.batch_size, self.batch_tokens)
         out: list[list[Entity]] = [[] for _ in texts]
         temperature = float(s.get("temperature", 1.0))

@@ -61,7 +61,8 @@ class ShardProcessor(Processor):
     def features(self, text: str) -> Any:
         from extract.predict import window_text
 
-        return window_text(text, self.tokenizer, self.max_length, self.stride)
+        funnel = self.cfg.funnel.rule if self.cfg.funnel.enabled else None
+        return window_text(text, self.tokenizer, self.max_length, self.stride, funnel)
 
     def predict(self, features: list[Any]) -> list[Any]:
         from extract.predict import forward_docs

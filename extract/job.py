@@ -100,7 +100,8 @@ def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
     settings = {"input": to_dict(cfg.input),
                 "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
                           "stride": m.stride},
-                "inference": {"device": inf.device, "dtype": inf.dtype}}
+                "inference": {"device": inf.device, "dtype": inf.dtype},
+                "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
     facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
                           settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress),
                   overwrite or cfg.output.overwrite)

@@ -76,15 +76,26 @@ class Windowed:
 
     enc: Encoded
     wins: list[tuple[int, int]]
+    keep: list[bool] | None = None  # the funnel's verdict per window; None = run them all
 
     def pieces(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(self.enc.ids[s:e], self.enc.casing[s:e]) for s, e in self.wins]
+        return [(self.enc.ids[s:e], self.enc.casing[s:e]) for k, (s, e) in enumerate(self.wins) if self.runs(k)]
+
+    def runs(self, k: int) -> bool:
+        return self.keep is None or self.keep[k]
 
 
-def window_text(text: str, tokenizer, max_length: int, stride: int) -> Windowed:
-    """Tokenise and cut into windows (the CPU stage before the model)."""
+def window_text(text: str, tokenizer, max_length: int, stride: int, funnel: str | None = None) -> Windowed:
+    """Tokenise and cut into windows (the CPU stage before the model); ``funnel`` names a
+    pre-filter rule (extract/funnel.py) that marks windows not worth running."""
     enc = encode(text, tokenizer)
-    return Windowed(enc, windows(enc.word_ids, max_length - 2, min(stride, max_length - 3)))
+    wins = windows(enc.word_ids, max_length - 2, min(stride, max_length - 3))
+    keep = None
+    if funnel:
+        from extract.funnel import keep_windows
+
+        keep = keep_windows(enc.casing, wins, funnel)
+    return Windowed(enc, wins, keep)
 
 
 def combine(doc: Windowed, logits: Sequence[np.ndarray], n_labels: int, temperature: float) -> DocProbs:
@@ -104,23 +115,28 @@ def combine(doc: Windowed, logits: Sequence[np.ndarray], n_labels: int, temperat
 def forward_docs(loaded: Loaded, docs: Sequence[Windowed], batch_size: int = 32,
                  batch_tokens: int = 0) -> list[list[np.ndarray]]:
     """The model stage: window logits per document, windows of all documents batched together."""
-    jobs = [(d, k) for d, doc in enumerate(docs) for k in range(len(doc.wins))]
     pieces = [p for doc in docs for p in doc.pieces()]
-    logits = run_windows(loaded, pieces, batch_size, batch_tokens)
+    logits = iter(run_windows(loaded, pieces, batch_size, batch_tokens))
     out: list[list[np.ndarray]] = [[] for _ in docs]
-    for (d, _), lg in zip(jobs, logits):
-        out[d].append(lg)
+    for d, doc in enumerate(docs):
+        for k, (s, e) in enumerate(doc.wins):
+            if doc.runs(k):
+                out[d].append(next(logits))
+            else:
+                from extract.funnel import skipped_logits
+
+                out[d].append(skipped_logits(e - s, len(loaded.labels), loaded.labels.index("O")))
     return out
 
 
 def predict_probs(loaded: Loaded, texts: Sequence[str], batch_size: int = 32,
                   max_length: int | None = None, stride: int | None = None,
-                  temperature: float | None = None, batch_tokens: int = 0) -> list[DocProbs]:
+                  temperature: float | None = None, batch_tokens: int = 0, funnel: str | None = None) -> list[DocProbs]:
     """The three stages in one call (evaluation, teachers, the Python API)."""
     max_length = max_length or int(loaded.settings["max_length"])
     stride = int(loaded.settings["stride"]) if stride is None else stride
     temperature = temperature or float(loaded.settings.get("temperature", 1.0))
-    docs = [window_text(t, loaded.tokenizer, max_length, stride) for t in texts]
+    docs = [window_text(t, loaded.tokenizer, max_length, stride, funnel) for t in texts]
     logits = forward_docs(loaded, docs, batch_size, batch_tokens)
     return [combine(doc, lg, len(loaded.labels), temperature) for doc, lg in zip(docs, logits)]
 

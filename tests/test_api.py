@@ -40,3 +40,16 @@ def test_console_entry_point_is_installed():
         pytest.skip("package not installed with its entry points (pip install -e .)")
     out = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout
+
+
+def test_funnel_skips_windows_without_capitals_or_digits(tiny_model_dir, tmp_path):
+    texts = ["john smith said in new york " * 20, "John Smith said in New York."]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)))
+    for funnel in ("true", "false"):
+        assert run_cli(*common(tiny_model_dir, tmp_path / funnel, "local"), "--set", f"input.path={src}",
+                       "--set", "input.text_columns=[text]", "--set", f"funnel.enabled={funnel}") == 0
+    on, off = (tables(tmp_path / f)[0].to_pylist() for f in ("true", "false"))
+    assert not [r for r in on if r["doc_id"] == "0"]  # every window of the lowercase text skipped
+    assert [r for r in off if r["doc_id"] == "0"]  # the random tiny model tags something there
+    assert [r for r in on if r["doc_id"] == "1"] == [r for r in off if r["doc_id"] == "1"]

@@ -25,7 +25,25 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--funnel", default=None, help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-digit")
+    _add_corrections(sub)  # corrections subcommand: see its block below
     return p
+
+
+# --- corrections: Label Studio export -> corrections JSONL (training/corrections.py) ------------
+def _add_corrections(sub) -> None:
+    c = sub.add_parser("corrections", help="Label Studio JSON export -> corrections JSONL for data.corrections")
+    c.add_argument("export", help="Label Studio JSON export (a list of tasks with annotations)")
+    c.add_argument("--out", required=True, help="corrections file to write (JSON lines: text, spans)")
+
+
+def _corrections(args) -> int:
+    from training.corrections import convert
+
+    facts = convert(args.export, args.out)
+    print(json.dumps(facts))
+    return 0
+# --- end corrections ----------------------------------------------------------------------------
 
 
 def _label_map(text: str) -> dict[str, str]:
@@ -45,7 +63,8 @@ def _evaluate(args) -> None:
 
     loaded = load(args.model, device=args.device, threads=args.threads)
     docs = read_conll(args.data)
-    metrics, table = evaluate_loaded(loaded, docs, args.context, args.batch_size, _label_map(args.label_map))
+    metrics, table = evaluate_loaded(loaded, docs, args.context, args.batch_size, _label_map(args.label_map),
+                                     funnel=args.funnel)
     metrics.update({"model": loaded.model_id, "data": str(args.data), "context": args.context})
     out = Path(args.out) if args.out else Path(args.model) / "eval"
     write_report(metrics, table, out, f"{Path(args.model).name} on {Path(args.data).name}")
@@ -60,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
+        if args.cmd == "corrections":
+            return _corrections(args)
         if args.cmd == "evaluate":
             _evaluate(args)
             return 0

@@ -21,6 +21,8 @@ class DataConfig:
     context: Literal["document", "sentence"] = "document"
     silver: tuple[str, ...] = ()  # Parquet files/folders written by `training label`
     silver_max_docs: int = 0  # 0 = all
+    corrections: tuple[str, ...] = ()  # JSONL from `python -m training corrections` (human-corrected docs)
+    corrections_weight: float = 1.0  # repetitions of each corrected document's windows (fractions sampled)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class TrainConfig:
         for s in self.data.silver:
             if not Path(s).exists():
                 raise ConfigError(f"data.silver: not found: {s}. Run `python -m training label` first.")
+        for c in self.data.corrections:
+            if not Path(c).is_file():
+                raise ConfigError(f"data.corrections: file not found: {c}. Make it with `python -m training corrections`.")
+        if self.data.corrections_weight < 0:
+            raise ConfigError(f"data.corrections_weight: expected >= 0, found {self.data.corrections_weight}.")
         if self.data.silver and self.distill is None:
             raise ConfigError("data.silver is set but there is no distill section: add `distill:` "
                               "(temperature, gold_weight, silver_weight) or remove data.silver.")

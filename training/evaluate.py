@@ -17,8 +17,8 @@ from training.align import spans_to_token_tags
 from training.conll import Document, doc_text, units
 
 
-def predict_conll(loaded: Loaded, docs: list[Document], context: str, batch_size: int = 64, predict=None
-                  ) -> tuple[list[list[str]], list[list[str]], int, float]:
+def predict_conll(loaded: Loaded, docs: list[Document], context: str, batch_size: int = 64, predict=None,
+                  funnel: str | None = None) -> tuple[list[list[str]], list[list[str]], int, float]:
     """Gold and predicted tags per sentence, word count, seconds spent predicting.
 
     ``predict(texts) -> [DocProbs-like]`` replaces the single model (e.g. a teacher ensemble).
@@ -29,7 +29,7 @@ def predict_conll(loaded: Loaded, docs: list[Document], context: str, batch_size
         text, s, e, tags = doc_text(unit)
         texts.append(text); starts.append(s); ends.append(e); golds.append(tags)
     t0 = time.perf_counter()
-    probs = predict(texts) if predict else predict_probs(loaded, texts, batch_size)
+    probs = predict(texts) if predict else predict_probs(loaded, texts, batch_size, funnel=funnel)
     repair = loaded.settings.get("repair", "drop")
     preds = [spans_to_token_tags(decode(p, t, loaded.labels, repair), s, e)
              for p, t, s, e in zip(probs, texts, starts, ends)]
@@ -157,8 +157,9 @@ def _plot(metrics: dict, table: dict[str, Counter], types: Sequence[str], cols: 
 
 
 def evaluate_loaded(loaded: Loaded, docs: list[Document], context: str, batch_size: int = 64,
-                    label_map: dict[str, str] | None = None, predict=None) -> tuple[dict, dict]:
-    y_true, y_pred, words, seconds = predict_conll(loaded, docs, context, batch_size, predict)
+                    label_map: dict[str, str] | None = None, predict=None, funnel: str | None = None
+                    ) -> tuple[dict, dict]:
+    y_true, y_pred, words, seconds = predict_conll(loaded, docs, context, batch_size, predict, funnel)
     if label_map:
         y_true, y_pred = map_tags(y_true, label_map), map_tags(y_pred, label_map)
     metrics = scores(y_true, y_pred)

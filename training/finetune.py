@@ -44,7 +44,18 @@ def run(cfg: TrainConfig) -> dict:
 
         texts, starts, probs = read_silver(cfg.data.silver, labels, cfg.data.silver_max_docs)
         train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride)
-    print(f"{n_gold} gold and {len(train) - n_gold} silver windows of <= {cfg.model.max_length} wordpieces "
+    n_corr_docs = n_corr = 0
+    if cfg.data.corrections:  # human-corrected documents (Label Studio): gold windows, repeated by weight
+        from training.corrections import correction_examples, read_corrections
+
+        records = read_corrections(cfg.data.corrections)
+        corr = correction_examples(records, tokenizer, label2id, cfg.data.types, cfg.model.max_length,
+                                   cfg.model.stride, cfg.data.corrections_weight, cfg.run.seed)
+        n_corr_docs, n_corr = len(records), len(corr)
+        train += corr
+        print(f"{n_corr_docs} corrected documents -> {n_corr} correction windows "
+              f"(weight {cfg.data.corrections_weight})", flush=True)
+    print(f"{n_gold} gold and {len(train) - n_gold - n_corr} silver windows of <= {cfg.model.max_length} wordpieces "
           f"({time.time() - t0:.1f}s); {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters "
           f"on {device}", flush=True)
 
@@ -61,7 +72,8 @@ def run(cfg: TrainConfig) -> dict:
     result = fit(model, tokenizer, train, evaluate, save_best, cfg, device)
     summary = {"best_dev": result["best"], "history": result["history"], "steps": result["steps"],
                "train_seconds": result["train_seconds"], "gold_windows": n_gold,
-               "silver_windows": len(train) - n_gold, "config": to_dict(cfg)}
+               "silver_windows": len(train) - n_gold - n_corr, "correction_docs": n_corr_docs,
+               "correction_windows": n_corr, "config": to_dict(cfg)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if (out / "best").is_dir():
         (out / "best" / "README.md").write_text(model_card(out / "best", summary), encoding="utf-8")

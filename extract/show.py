@@ -1,0 +1,129 @@
+"""show.html: chosen documents with their entities highlighted by spaCy's displaCy (manual mode).
+
+``python -m extract show OUT [--ids ID ...|--sample N] [--seed S] [--out FILE]``
+
+The output holds no document text, so each chosen document is read again from the input through
+the job's own reader: its docs row names its ``shard`` and ``index`` (position in the shard), the
+shard is taken from OUT/plan.json and read with extract.readers.read_shard under the InputConfig in
+run.json, so the text, and the entity offsets into it, are exactly those the job saw.
+"""
+from __future__ import annotations
+
+import dataclasses
+import html
+import itertools
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from extract import fs, schema
+from extract.config import ConfigError, from_dict
+from extract.job_config import InputConfig
+from extract.readers import InputChanged, Shard, read_shard
+from extract.report import table_of
+
+COLORS = {"PER": "#fca5a5", "LOC": "#93c5fd", "ORG": "#fcd34d", "MISC": "#c4b5fd"}
+
+
+def _input_config(out: str) -> tuple[InputConfig, dict[str, Shard]]:
+    plan_path = fs.join(out, "plan.json")
+    if not fs.is_file(plan_path):
+        raise ConfigError(f"{out} has no plan.json: not the output folder of an extract run")
+    plan = json.loads(fs.read_text(plan_path))
+    run_path = fs.join(out, "run.json")
+    raw = None
+    if fs.is_file(run_path):
+        raw = (json.loads(fs.read_text(run_path)).get("config") or {}).get("input")
+    cfg = from_dict(InputConfig, raw if raw is not None else plan["input"], "input")
+    fields = {f.name for f in dataclasses.fields(Shard)}
+    shards = {s["shard_id"]: Shard(**{k: v for k, v in s.items() if k in fields}) for s in plan["shards"]}
+    return cfg, shards
+
+
+def choose(docs: pa.Table, ids: list[str] | None, sample: int | None, seed: int = 0) -> tuple[pa.Table, list[str]]:
+    """The docs rows to show (status ok, or empty) and the asked ids that were not found."""
+    usable = docs.filter(pc.is_in(docs["status"], pa.array(["ok", "empty"])))
+    if ids:
+        picked = usable.filter(pc.is_in(usable["doc_id"], pa.array(ids, pa.string())))
+        found = set(picked["doc_id"].to_pylist())
+        order = {d: i for i, d in enumerate(ids)}
+        ids_here = picked["doc_id"].to_pylist()  # the chosen rows only (a handful)
+        picked = picked.take(pa.array(sorted(range(picked.num_rows), key=lambda i: order[ids_here[i]]), pa.int64()))
+        return picked, [i for i in ids if i not in found]
+    ok = usable.filter(pc.equal(usable["status"], "ok"))
+    n = min(sample or 5, ok.num_rows)
+    rows = np.sort(np.random.default_rng(seed).choice(ok.num_rows, size=n, replace=False)) if n else np.zeros(0, int)
+    return ok.take(pa.array(rows, pa.int64())), []
+
+
+def texts_of(picked: pa.Table, cfg: InputConfig, shards: dict[str, Shard]) -> dict[tuple[str, int], str]:
+    """(shard, index) -> text, reading each needed shard once and only up to its last needed record."""
+    want: dict[str, set[int]] = {}
+    for shard_id, index in zip(picked["shard"].to_pylist(), picked["index"].to_pylist()):
+        want.setdefault(shard_id, set()).add(index)
+    out = {}
+    for shard_id, indices in want.items():
+        if shard_id not in shards:
+            raise ConfigError(f"shard {shard_id} is not in plan.json")
+        for i, rec in enumerate(itertools.islice(read_shard(shards[shard_id], cfg), max(indices) + 1)):
+            if i in indices:
+                out[(shard_id, i)] = rec.text or ""
+    return out
+
+
+def build(out: str, ids: list[str] | None = None, sample: int | None = None, seed: int = 0) -> tuple[list[dict], list[str]]:
+    """displaCy manual-mode documents (text, ents with label "TYPE 0.97", title) and missing ids."""
+    out = os.fspath(out)
+    docs = table_of(fs.join(out, "docs"), ["doc_id", "status", "source", "shard", "index", "n_entities"], schema.DOCS)
+    picked, missing = choose(docs, ids, sample, seed)
+    cfg, shards = _input_config(out)
+    texts = texts_of(picked, cfg, shards)
+    ents = table_of(fs.join(out, "entities"), ["doc_id", "label", "text", "start", "end", "score"], schema.ENTITIES)
+    ents = ents.filter(pc.is_in(ents["doc_id"], picked["doc_id"])).sort_by([("doc_id", "ascending"), ("start", "ascending")])
+    by_doc: dict[str, list[dict]] = {}
+    for row in ents.to_pylist():  # only the chosen documents' entities
+        by_doc.setdefault(row["doc_id"], []).append(row)
+    result = []
+    for row in picked.to_pylist():
+        text = texts[(row["shard"], row["index"])]
+        spans, mismatched = [], 0
+        for e in by_doc.get(row["doc_id"], []):
+            if text[e["start"]:e["end"]] != e["text"]:
+                mismatched += 1
+                continue
+            spans.append({"start": e["start"], "end": e["end"], "label": f"{e['label']} {e['score']:.2f}"})
+        title = f"{row['doc_id']} · {row['source']} · {len(spans)} entities"
+        if mismatched:
+            title += f" · {mismatched} entities do not match the input text (it changed since the run?)"
+        result.append({"text": text, "ents": spans, "title": title})
+    return result, missing
+
+
+def render(documents: list[dict]) -> str:
+    from spacy import displacy
+
+    colors = {}
+    for d in documents:
+        for e in d["ents"]:
+            colors[e["label"]] = COLORS.get(e["label"].split(" ")[0], "#ddd")
+    return displacy.render(documents, style="ent", manual=True, page=True, jupyter=False,
+                           options={"colors": colors})
+
+
+def main(out: str, ids: list[str] | None, sample: int | None, seed: int, html_out: str | None) -> int:
+    try:
+        documents, missing = build(out, ids, sample, seed)
+    except InputChanged as exc:
+        raise ConfigError(str(exc)) from None
+    for m in missing:
+        print(f"warning: no ok document with id {m!r} in {out}")
+    if not documents:
+        raise ConfigError("no document to show")
+    page = render(documents)
+    path = html_out or fs.join(out, "show.html")
+    fs.write_bytes_atomic(path, page.encode("utf-8"))
+    print(f"show: {path} ({len(documents)} documents: {', '.join(html.unescape(d['title'].split(' · ')[0]) for d in documents)})")
+    return 0

@@ -1,0 +1,173 @@
+"""Human corrections from Label Studio -> gold training examples.
+
+``python -m training corrections EXPORT.json --out FILE.jsonl`` turns a Label Studio JSON export
+(a list of tasks, each with ``data.text`` and ``annotations: [{"result": [...]}]``) into the
+corrections file the training side reads: JSON lines, one corrected document per line,
+
+    {"doc_id": "...", "text": "...", "spans": [[start, end, "LABEL"], ...]}
+
+with Python character offsets (code points) into ``text``. Per task the latest annotation that is
+not cancelled counts (by ``updated_at``/``created_at``/``id``); a task without one is left out (not
+reviewed: its predictions are not gold). A task whose annotator removed every span is kept with
+``"spans": []``: "no entity here" is a correction too.
+
+Offsets are checked against the text: Label Studio's text offsets have been JavaScript (UTF-16)
+offsets in some versions (emoji, astral characters), so a span whose ``text[start:end]`` differs
+from its ``value.text`` is tried as UTF-16 offsets, then by looking for ``value.text`` nearest the
+given start; a span found by none of these is dropped and counted.
+
+In training (``data.corrections``, ``data.corrections_weight``), every document becomes gold
+windows exactly as the silver path aligns words: the text is encoded with extract's ``encode``,
+the words' character offsets (``word_spans``) get B-/I- tags from the spans they overlap, and the
+tag goes on each word's first wordpiece. The weight is a repetition count: each document's windows
+appear ``floor(w)`` times plus once more for a seeded fraction ``w - floor(w)`` of documents
+(0 leaves corrections out).
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from extract.windows import encode, windows
+from training.align import piece_targets
+from training.examples import Example
+
+
+def _utf16_to_cp(text: str, off: int) -> int | None:
+    units = 0
+    for i, ch in enumerate(text):
+        if units == off:
+            return i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(text) if units == off else None
+
+
+def _fix_span(text: str, start: int, end: int, want: str | None) -> tuple[int, int] | None:
+    if want is None or text[start:end] == want:
+        return (start, end) if 0 <= start < end <= len(text) else None
+    s, e = _utf16_to_cp(text, start), _utf16_to_cp(text, end)
+    if s is not None and e is not None and text[s:e] == want:
+        return s, e
+    hits, i = [], text.find(want)
+    while i >= 0 and want:
+        hits.append(i)
+        i = text.find(want, i + 1)
+    if hits:
+        s = min(hits, key=lambda h: abs(h - start))
+        return s, s + len(want)
+    return None
+
+
+def _latest_annotation(task: dict) -> dict | None:
+    anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    if not anns:
+        return None
+    return max(anns, key=lambda a: (str(a.get("updated_at") or ""), str(a.get("created_at") or ""), a.get("id") or 0))
+
+
+def from_label_studio(tasks: list[dict], text_key: str = "text") -> tuple[list[dict], dict]:
+    """Label Studio export tasks -> correction records; and counts (tasks, corrected, spans, dropped)."""
+    if not isinstance(tasks, list):
+        raise ValueError("expected a Label Studio JSON export: a list of tasks")
+    out, facts = [], {"tasks": len(tasks), "corrected": 0, "unannotated": 0, "spans": 0, "fixed_offsets": 0,
+                      "dropped_spans": 0}
+    for task in tasks:
+        data = task.get("data") or {}
+        text = data.get(text_key)
+        ann = _latest_annotation(task)
+        if ann is None or not isinstance(text, str):
+            facts["unannotated"] += 1
+            continue
+        spans = []
+        for r in ann.get("result") or []:
+            v = r.get("value") or {}
+            if r.get("type") != "labels" or "start" not in v or "end" not in v or not v.get("labels"):
+                continue
+            fixed = _fix_span(text, int(v["start"]), int(v["end"]), v.get("text"))
+            if fixed is None:
+                facts["dropped_spans"] += 1
+                continue
+            if fixed != (int(v["start"]), int(v["end"])):
+                facts["fixed_offsets"] += 1
+            spans.append([fixed[0], fixed[1], str(v["labels"][0])])
+        spans.sort()
+        facts["corrected"] += 1
+        facts["spans"] += len(spans)
+        out.append({"doc_id": data.get("doc_id", task.get("id")), "text": text, "spans": spans})
+    return out, facts
+
+
+def convert(export: str | Path, dest: str | Path) -> dict:
+    tasks = json.loads(Path(export).read_text(encoding="utf-8"))
+    records, facts = from_label_studio(tasks)
+    write_corrections(records, dest)
+    facts["out"] = str(dest)
+    return facts
+
+
+def write_corrections(records: list[dict], dest: str | Path) -> None:
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def read_corrections(paths: Sequence[str | Path]) -> list[dict]:
+    out = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                text, spans = r.get("text"), r.get("spans")
+                if not isinstance(text, str) or not isinstance(spans, list):
+                    raise ValueError(f"{p}:{lineno}: expected {{\"text\": str, \"spans\": [[start, end, label], ...]}}")
+                for s in spans:
+                    if not (len(s) == 3 and 0 <= s[0] < s[1] <= len(text)):
+                        raise ValueError(f"{p}:{lineno}: bad span {s!r} for a text of {len(text)} characters")
+                out.append(r)
+    return out
+
+
+def word_tags_from_spans(word_starts: np.ndarray, word_ends: np.ndarray, spans: Sequence[Sequence],
+                         types: Sequence[str]) -> list[str]:
+    """BIO per word: a word overlapping a span takes its type (B- on the span's first word);
+    a word already tagged keeps the first span; types outside ``types`` become O."""
+    tags = ["O"] * len(word_starts)
+    ws, we = np.asarray(word_starts), np.asarray(word_ends)
+    for start, end, label in sorted(spans, key=lambda s: (s[0], s[1])):
+        if label not in types:
+            continue
+        hit = [i for i in np.flatnonzero((ws < end) & (we > start)) if tags[i] == "O"]
+        for k, i in enumerate(hit):
+            tags[i] = ("B-" if k == 0 else "I-") + label
+    return tags
+
+
+def correction_examples(records: Sequence[dict], tokenizer, label2id: dict[str, int], types: Sequence[str],
+                        max_length: int, stride: int, weight: float = 1.0, seed: int = 0) -> list[Example]:
+    if weight < 0:
+        raise ValueError(f"data.corrections_weight: expected >= 0, found {weight}")
+    rng = random.Random(seed)
+    whole, frac = int(math.floor(weight)), weight - math.floor(weight)
+    out: list[Example] = []
+    for r in records:
+        copies = whole + (1 if frac and rng.random() < frac else 0)
+        if not copies:
+            continue
+        enc = encode(r["text"], tokenizer)
+        if not len(enc.ids):
+            continue
+        starts, ends = enc.word_spans()
+        tags = word_tags_from_spans(starts, ends, r["spans"], types)
+        targets = piece_targets(enc.word_ids, enc.word_first_piece(), [label2id[t] for t in tags])
+        doc = [Example(enc.ids[s:e], enc.casing[s:e], targets[s:e]) for s, e in windows(enc.word_ids, max_length - 2, stride)]
+        out += doc * copies
+    return out
