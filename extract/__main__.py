@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--show", type=int, default=5, help="print this many extracted entities")
     _add_review(sub)  # review subcommand: see the block at the end of this file
     _add_report_show(sub)  # report and show subcommands: see their block at the end of this file
+    _add_quality(sub)  # quality subcommand: see its block at the end of this file
     args = p.parse_args(argv)
+    if args.cmd == "quality":
+        return _quality(args)
     if args.cmd in ("report", "show"):
         return _report_show(args)
     if args.cmd == "review":
@@ -125,6 +128,32 @@ def _report_show(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 # --- end report and show -----------------------------------------------------------------------
+
+
+# --- quality: precision / recall on reviewed samples (extract/quality.py) ----------------------
+def _add_quality(sub) -> None:
+    q = sub.add_parser("quality", help="precision/recall per label (Wilson 95%% intervals) from a Label Studio export")
+    q.add_argument("out", help="the job's output folder")
+    q.add_argument("--export", required=True, help="Label Studio JSON export of the review tasks")
+    q.add_argument("--history", default=None, help="JSON lines file to append to (default: quality_history.jsonl "
+                   "in OUT's parent folder)")
+    q.add_argument("--predicted", choices=["job", "export"], default="job",
+                   help="predicted spans from OUT's entities table by doc_id (default; the task's predictions when "
+                   "OUT lacks the doc_id) or from the tasks' predictions")
+    q.add_argument("--strategy", choices=["lowest-confidence", "disagreement", "random"], default=None,
+                   help="how the reviewed documents were picked (default: inferred from the tasks, else unknown)")
+
+
+def _quality(args) -> int:
+    from extract import quality
+    from extract.review import ReviewError
+
+    try:
+        return quality.main(args.out, args.export, args.history, args.predicted, args.strategy)
+    except (quality.QualityError, ReviewError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+# --- end quality -------------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

@@ -271,7 +271,14 @@ def compute(out: str, reference: str | None = None) -> dict:
         "throughput": throughput(r["stats"]),
         "top_entities": top_entities(r, labels),
         "drift": drift(r, reference_of(r, ref_run, labels), labels),
+        "quality": _quality_of(out),  # OUT/quality.json (+ its history) from `python -m extract quality`, or None
     }
+
+
+def _quality_of(out: str) -> dict | None:
+    from extract import quality
+
+    return quality.load(out)
 
 
 def write_report(out: str, reference: str | None = None, html_path: str | None = None) -> tuple[str, str, dict]:
@@ -446,10 +453,14 @@ def render(d: dict) -> str:
                                          [[l, rt[l]["per_1k_words"], rt[l]["reference_per_1k_words"], rt[l]["ratio"],
                                            rt[l]["flag"]] for l in labels])))
     sections.append(_section("drift", "Drift against the reference", parts, intro))
+    if d.get("quality"):
+        from extract.quality import section_html
+
+        sections.append(section_html(d["quality"]))
 
     nav = " · ".join(f'<a href="#{s}">{t}</a>' for s, t in [("documents", "documents"), ("entities", "entities"),
                      ("confidence", "confidence"), ("throughput", "throughput"), ("top-entities", "top entities"),
-                     ("drift", "drift")])
+                     ("drift", "drift")] + ([("quality", "quality")] if d.get("quality") else []))
     style = ("body{font-family:sans-serif;margin:1.5em;color:#222}section{margin-bottom:2em}"
              ".pair{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start;margin:0.8em 0}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"

@@ -93,3 +93,29 @@ def write_bad_corpus(root: Path) -> dict[str, tuple[str, str | None]]:
         "after-bomb": ("ok", None), "csv-1": ("ok", None), "csv-2": ("ok", None),
         "sub/same.txt": ("ok", None), "texts2/sub/same.txt": ("skipped", "texts1/sub/same.txt"),
     }
+
+
+SMALL_TEXTS = {  # a few news-like documents, one blank, one with an emoji
+    "d1": "John Smith said in Germany that the bank of New York grew.",
+    "d2": "Reuters reported from Bonn \U0001F600 that Angela Merkel met Helmut Kohl.",
+    "d3": "   ",
+    "d4": "The European Commission in Brussels fined Microsoft Corp on Tuesday.",
+    "d5": "Shares of Volkswagen AG rose in Frankfurt, said Peter Hartz.",
+}
+
+
+def run_small_job(root: Path, model: Path, texts: dict[str, str]) -> Path:
+    """The batch job (local runner, tiny shards) on ``{id: text}``; returns its output folder."""
+    from extract.__main__ import main
+
+    corpus = root / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in texts.items()),
+                      encoding="utf-8")
+    out = root / "out"
+    config = Path(__file__).resolve().parents[1] / "configs" / "extract.yaml"
+    rc = main(["run", "--config", str(config), "--set", f"model.path={model}", "--set", f"output.path={out}",
+               "--set", "runner=local", "--set", f"input.path={corpus}", "--set", "input.text_columns=[text]",
+               "--set", "inference.threads=1", "--set", "show_progress=false",
+               "--set", "model.labels=[PER, LOC, ORG, MISC]", "--set", "input.shard_bytes=200", "--show", "0"])
+    assert rc == 0
+    return out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
+from corpus import SMALL_TEXTS, run_small_job
 import yaml
 
 from extract import schema
@@ -16,31 +17,12 @@ from training.__main__ import main as training_main
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
-TEXTS = {
-    "d1": "John Smith said in Germany that the bank of New York grew.",
-    "d2": "Reuters reported from Bonn 😀 that Angela Merkel met Helmut Kohl.",
-    "d3": "   ",
-    "d4": "The European Commission in Brussels fined Microsoft Corp on Tuesday.",
-    "d5": "Shares of Volkswagen AG rose in Frankfurt, said Peter Hartz.",
-    "d6": "Paris and London agreed; the United Nations in New York said nothing.",
-}
+TEXTS = {**SMALL_TEXTS, "d6": "Paris and London agreed; the United Nations in New York said nothing."}
 
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory, tiny_model_dir) -> Path:
-    root = tmp_path_factory.mktemp("review")
-    corpus = root / "c.jsonl"
-    corpus.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in TEXTS.items()),
-                      encoding="utf-8")
-    out = root / "out"
-    rc = extract_main(["run", "--config", str(ROOT / "configs" / "extract.yaml"),
-                       "--set", f"model.path={tiny_model_dir}", "--set", f"output.path={out}", "--set", "runner=local",
-                       "--set", f"input.path={corpus}", "--set", "input.text_columns=[text]",
-                       "--set", "inference.threads=1", "--set", "show_progress=false",
-                       "--set", "model.labels=[PER, LOC, ORG, MISC]", "--set", "input.shard_bytes=200",
-                       "--show", "0"])
-    assert rc == 0
-    return out
+    return run_small_job(tmp_path_factory.mktemp("review"), tiny_model_dir, TEXTS)
 
 
 def entities(out: Path) -> dict[str, list[dict]]:

@@ -23,6 +23,8 @@ class DataConfig:
     silver_max_docs: int = 0  # 0 = all
     corrections: tuple[str, ...] = ()  # JSONL from `python -m training corrections` (human-corrected docs)
     corrections_weight: float = 1.0  # repetitions of each corrected document's windows (fractions sampled)
+    silver_jobs: tuple[str, ...] = ()  # output folders of `python -m extract run`: predictions as silver
+    silver_jobs_min_score: float = 0.5  # job entities scoring below this are dropped (their words: O)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,16 @@ class TrainConfig:
                 raise ConfigError(f"data.corrections: file not found: {c}. Make it with `python -m training corrections`.")
         if self.data.corrections_weight < 0:
             raise ConfigError(f"data.corrections_weight: expected >= 0, found {self.data.corrections_weight}.")
+        from extract import fs
+
+        for j in self.data.silver_jobs:  # a local folder or a URI, like the job's output.path
+            if not fs.is_file(fs.join(str(j).rstrip("/"), "plan.json")):
+                raise ConfigError(f"data.silver_jobs: {j} has no plan.json: not the output folder of `python -m extract run`.")
+        if not 0 <= self.data.silver_jobs_min_score <= 1:
+            raise ConfigError(f"data.silver_jobs_min_score: expected 0..1, found {self.data.silver_jobs_min_score}.")
+        if self.data.silver_jobs and self.distill is None:
+            raise ConfigError("data.silver_jobs is set but there is no distill section: add `distill:` "
+                              "(temperature, gold_weight, silver_weight) or remove data.silver_jobs.")
         if self.data.silver and self.distill is None:
             raise ConfigError("data.silver is set but there is no distill section: add `distill:` "
                               "(temperature, gold_weight, silver_weight) or remove data.silver.")

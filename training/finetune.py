@@ -44,6 +44,18 @@ def run(cfg: TrainConfig) -> dict:
 
         texts, starts, probs = read_silver(cfg.data.silver, labels, cfg.data.silver_max_docs)
         train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride)
+    job_facts = {}
+    if cfg.data.silver_jobs:  # a batch job's predictions (entity scores on their tags) as silver
+        from training.job_silver import read_job_silver
+
+        texts, starts, probs, job_facts = read_job_silver(cfg.data.silver_jobs, labels, tokenizer,
+                                                          cfg.data.silver_jobs_min_score, cfg.data.silver_max_docs)
+        n_before = len(train)
+        train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride)
+        job_facts["windows"] = len(train) - n_before
+        print(f"{job_facts['docs']} job documents, {job_facts['entities']} entities (score >= "
+              f"{cfg.data.silver_jobs_min_score}; {job_facts['entities_below_min_score']} below) -> "
+              f"{job_facts['windows']} silver windows from {len(cfg.data.silver_jobs)} job(s)", flush=True)
     n_corr_docs = n_corr = 0
     if cfg.data.corrections:  # human-corrected documents (Label Studio): gold windows, repeated by weight
         from training.corrections import correction_examples, read_corrections
@@ -73,7 +85,9 @@ def run(cfg: TrainConfig) -> dict:
     summary = {"best_dev": result["best"], "history": result["history"], "steps": result["steps"],
                "train_seconds": result["train_seconds"], "gold_windows": n_gold,
                "silver_windows": len(train) - n_gold - n_corr, "correction_docs": n_corr_docs,
-               "correction_windows": n_corr, "config": to_dict(cfg)}
+               "correction_windows": n_corr, "job_silver_docs": job_facts.get("docs", 0),
+               "job_silver_entities": job_facts.get("entities", 0),
+               "job_silver_windows": job_facts.get("windows", 0), "job_silver": job_facts, "config": to_dict(cfg)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if (out / "best").is_dir():
         (out / "best" / "README.md").write_text(model_card(out / "best", summary), encoding="utf-8")
