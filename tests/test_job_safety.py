@@ -3,7 +3,6 @@ what it cannot honour (labels, settings) with exit 2 before touching anything.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

@@ -12,7 +12,6 @@ from corpus import SMALL_TEXTS, run_small_job
 import yaml
 
 from extract import schema
-from extract.__main__ import main as extract_main
 from extract.labels import bio_labels
 from training.__main__ import main as training_main
 

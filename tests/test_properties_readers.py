@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 from extract import sources
 from extract.job_config import InputConfig
 from extract.readers import Record, max_line_bytes, plan, read_shard
-from extract.sanitize import sanitize
 
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 BOM = b"\xef\xbb\xbf"
