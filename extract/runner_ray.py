@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import warnings
 from typing import Any, Iterator
 
@@ -71,15 +70,18 @@ def _stage(factory: tuple) -> Any:
     return _STAGES[key]
 
 
-# A stage's output for one shard travels as one binary cell: records, numpy windows and logits,
-# serialised by this job for the next stage of this same job (Ray would pickle them anyway, and
-# logs a warning per block when it has to fall back to that itself).
+# A stage's output for one shard travels as one binary cell (extract/transport.py: numpy arrays
+# and a JSON tree of known types, no pickle).
 def _pack(payload: Any) -> dict:
-    return {"payload": [pickle.dumps(payload, protocol=5)]}
+    from extract import transport
+
+    return {"payload": [transport.dumps(payload)]}
 
 
 def _unpack(batch: dict) -> list:
-    return [pickle.loads(bytes(b)) for b in batch["payload"]]
+    from extract import transport
+
+    return [transport.loads(bytes(b)) for b in batch["payload"]]
 
 
 def _prepare(batch: dict, factory: tuple) -> dict:

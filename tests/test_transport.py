@@ -1,0 +1,31 @@
+"""Payloads cross pipeline stages without pickle, and come back equal."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from extract import transport
+from extract.predict import Windowed
+from extract.process import Payload
+from extract.readers import Record, Shard
+from extract.windows import Encoded
+
+
+def test_payload_round_trip():
+    enc = Encoded(*(np.arange(5, dtype=np.int64) + k for k in range(5)))
+    payload = Payload(Shard("00000-00001", "jsonl", "x.jsonl", None, 0, -1, stamps=[[10, 20]]),
+                      [Record("a", "Bonn \ufffd", "x.jsonl@0", warning="w"), Record(None, None, "x.jsonl@9", "bad")],
+                      {0: Windowed(enc, [(0, 3), (2, 5)], [True, False])},
+                      {0: [np.ones((3, 9), np.float32), np.zeros((3, 9), np.float32)], 1: ("text", np.ones(2))},
+                      seconds=1.5)
+    back = transport.loads(transport.dumps(payload))
+    assert back.shard == payload.shard and back.records == payload.records and back.seconds == 1.5
+    w = back.features[0]
+    assert w.wins == [(0, 3), (2, 5)] and w.keep == [True, False] and np.array_equal(w.enc.casing, enc.casing)
+    assert all(np.array_equal(a, b) for a, b in zip(back.results[0], payload.results[0]))
+    assert back.results[1][0] == "text" and isinstance(back.results[1], tuple)
+
+
+def test_unknown_objects_are_refused():
+    with pytest.raises(TypeError):
+        transport.dumps({"x": object()})
