@@ -36,8 +36,13 @@ def table_of(folder: str | os.PathLike, columns: list[str], sch) -> pa.Table:
     return pads.dataset(paths, schema=sch, format="parquet", filesystem=filesystem).to_table(columns=columns)
 
 
-def _counts(column) -> dict[str, int]:
-    return {str(d["values"]): int(d["counts"]) for d in pc.value_counts(column).to_pylist() if d["values"] is not None}
+def value_counts(column) -> dict[str, int]:
+    """Non-null values and how often each occurs, most frequent first (Arrow compute)."""
+    if len(column) == 0:
+        return {}
+    vc = pc.value_counts(column)
+    pairs = zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())
+    return dict(sorted(((str(v), int(c)) for v, c in pairs if v is not None), key=lambda kv: -kv[1]))
 
 
 def summarize(out: str | os.PathLike) -> dict:
@@ -46,15 +51,15 @@ def summarize(out: str | os.PathLike) -> dict:
     out = os.fspath(out)
     docs = table_of(fs.join(out, "docs"), ["status", "n_words", "n_tokens", "error"], schema.DOCS)
     ents = table_of(fs.join(out, "entities"), ["label", "score"], schema.ENTITIES)
-    status = _counts(docs["status"])
-    by_label = dict(sorted(_counts(ents["label"]).items()))
+    status = value_counts(docs["status"])
+    by_label = dict(sorted(value_counts(ents["label"]).items()))
     scores = ents["score"].to_numpy().astype(float) if ents.num_rows else np.zeros(0)
     hist, edges = np.histogram(scores, bins=10, range=(0.0, 1.0))
     words = int(pc.sum(docs["n_words"]).as_py() or 0)
     bad = docs.filter(pc.and_(pc.is_in(docs["status"], pa.array(["error", "skipped"])), pc.is_valid(docs["error"])))
     # Reasons grouped by their first words (before any ':' that starts the specifics).
     reasons = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(bad["error"], ":", max_splits=1), 0), 0, 80)
-    errors = _counts(reasons)
+    errors = value_counts(reasons)
     return {
         "documents": docs.num_rows,
         "by_status": {s: status.get(s, 0) for s in schema.STATUSES},

@@ -31,16 +31,13 @@ from xml.sax.saxutils import quoteattr
 import pyarrow.dataset as pads
 
 from extract import fs, schema
-from extract.config import from_dict
-from extract.job_config import InputConfig
-from extract.readers import Shard, read_shard
+from extract.job_output import JobOutputError, load_job, read_records
 from extract.sanitize import sanitize
 
 STRATEGIES = ("lowest-confidence", "disagreement", "random")
 
 
-class ReviewError(ValueError):
-    pass
+ReviewError = JobOutputError  # review's own problems read the same as the output folder's
 
 
 def _table(out: str, name: str, sch):
@@ -50,40 +47,16 @@ def _table(out: str, name: str, sch):
     return pads.dataset(path, schema=sch, format="parquet").to_table()
 
 
-def load_job(out: str) -> tuple[InputConfig, dict[str, Shard], dict]:
-    """The job's InputConfig (run.json's resolved config), its shards by id (plan.json), run.json."""
-    run_path, plan_path = fs.join(out, "run.json"), fs.join(out, "plan.json")
-    for p in (run_path, plan_path):
-        if not fs.is_file(p):
-            raise ReviewError(f"{p}: not found; is {out} the output folder of a finished `python -m extract run`?")
-    run = json.loads(fs.read_text(run_path))
-    plan = json.loads(fs.read_text(plan_path))
-    raw = (run.get("config") or {}).get("input") or plan.get("input")
-    icfg = from_dict(InputConfig, raw, "input")
-    shards = {s["shard_id"]: Shard(**s) for s in plan["shards"]}
-    return icfg, shards, run
-
-
 def read_texts(out: str, wanted: dict[str, tuple[str, int]]) -> dict[str, str]:
     """doc_id -> text for ``wanted`` (doc_id -> (shard, index)), re-read from the job's input."""
-    icfg, shards, _ = load_job(out)
-    by_shard: dict[str, dict[int, str]] = defaultdict(dict)
-    for doc_id, (shard, index) in wanted.items():
-        by_shard[shard][int(index)] = doc_id
+    records = read_records(out, wanted.values())
     texts: dict[str, str] = {}
-    for shard_id, picks in by_shard.items():
-        if shard_id not in shards:
-            raise ReviewError(f"shard {shard_id} is in docs/ but not in plan.json")
-        last = max(picks)
-        for i, rec in enumerate(read_shard(shards[shard_id], icfg)):
-            if i in picks:
-                doc_id = picks[i]
-                if rec.doc_id != doc_id or rec.text is None:
-                    raise ReviewError(f"record {i} of shard {shard_id} is {rec.doc_id!r}, expected {doc_id!r}: "
-                                      "the input changed since the job ran")
-                texts[doc_id] = rec.text
-            if i >= last:
-                break
+    for doc_id, (shard, index) in wanted.items():
+        rec = records.get((shard, int(index)))
+        if rec is None or rec.doc_id != doc_id or rec.text is None:
+            raise ReviewError(f"record {index} of shard {shard} is {rec.doc_id if rec else None!r}, expected "
+                              f"{doc_id!r}: the input changed since the job ran")
+        texts[doc_id] = rec.text
     return texts
 
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from extract import fs, schema
-from extract.report import table_of
+from extract.report import table_of, value_counts
 
 PSI_WATCH, PSI_DRIFT = 0.1, 0.25
 RATIO_LOW, RATIO_HIGH = 0.5, 2.0
@@ -57,18 +57,10 @@ def load_run(out: str) -> dict:
     return {"out": out, "docs": docs, "ents": ents, "run": run, "stats": stats}
 
 
-def _counts(column) -> dict[str, int]:
-    if len(column) == 0:
-        return {}
-    vc = pc.value_counts(column)
-    vals, counts = vc.field("values").to_pylist(), vc.field("counts").to_pylist()
-    return dict(sorted(((str(v), int(c)) for v, c in zip(vals, counts) if v is not None), key=lambda kv: -kv[1]))
-
-
 def run_labels(r: dict) -> list[str]:
     """The labels the run writes (its config), else those it found."""
     labels = (r["run"].get("config") or {}).get("model", {}).get("labels")
-    return sorted(labels) if labels else sorted(_counts(r["ents"]["label"]))
+    return sorted(labels) if labels else sorted(value_counts(r["ents"]["label"]))
 
 
 # -------------------------------------------------------------------------------- statistics
@@ -78,7 +70,7 @@ def words_of(r: dict) -> int:
 
 
 def label_counts(r: dict, labels: list[str]) -> np.ndarray:
-    found = _counts(r["ents"]["label"])
+    found = value_counts(r["ents"]["label"])
     return np.array([found.get(l, 0) for l in labels], dtype=float)
 
 
@@ -252,14 +244,14 @@ def compute(out: str, reference: str | None = None) -> dict:
     by_label = label_counts(r, labels)
     bad = docs.filter(pc.and_(pc.is_in(docs["status"], pa.array(["error", "skipped"])), pc.is_valid(docs["error"])))
     reasons = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(bad["error"], ":", max_splits=1), 0), 0, 80)
-    status = _counts(docs["status"])
+    status = value_counts(docs["status"])
     scores = scores_of(r)
     return {
         "out": out,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "documents": docs.num_rows,
         "by_status": {s: status.get(s, 0) for s in schema.STATUSES},
-        "error_reasons": dict(list(_counts(reasons).items())[:20]),
+        "error_reasons": dict(list(value_counts(reasons).items())[:20]),
         "words": words,
         "entities": r["ents"].num_rows,
         "labels": labels,

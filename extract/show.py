@@ -9,10 +9,7 @@ run.json, so the text, and the entity offsets into it, are exactly those the job
 """
 from __future__ import annotations
 
-import dataclasses
 import html
-import itertools
-import json
 import os
 
 import numpy as np
@@ -20,27 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from extract import fs, schema
-from extract.config import ConfigError, from_dict
-from extract.job_config import InputConfig
-from extract.readers import InputChanged, Shard, read_shard
+from extract.config import ConfigError
+from extract.job_output import read_records
+from extract.readers import InputChanged
 from extract.report import table_of
 
 COLORS = {"PER": "#fca5a5", "LOC": "#93c5fd", "ORG": "#fcd34d", "MISC": "#c4b5fd"}
-
-
-def _input_config(out: str) -> tuple[InputConfig, dict[str, Shard]]:
-    plan_path = fs.join(out, "plan.json")
-    if not fs.is_file(plan_path):
-        raise ConfigError(f"{out} has no plan.json: not the output folder of an extract run")
-    plan = json.loads(fs.read_text(plan_path))
-    run_path = fs.join(out, "run.json")
-    raw = None
-    if fs.is_file(run_path):
-        raw = (json.loads(fs.read_text(run_path)).get("config") or {}).get("input")
-    cfg = from_dict(InputConfig, raw if raw is not None else plan["input"], "input")
-    fields = {f.name for f in dataclasses.fields(Shard)}
-    shards = {s["shard_id"]: Shard(**{k: v for k, v in s.items() if k in fields}) for s in plan["shards"]}
-    return cfg, shards
 
 
 def choose(docs: pa.Table, ids: list[str] | None, sample: int | None, seed: int = 0) -> tuple[pa.Table, list[str]]:
@@ -59,28 +41,12 @@ def choose(docs: pa.Table, ids: list[str] | None, sample: int | None, seed: int 
     return ok.take(pa.array(rows, pa.int64())), []
 
 
-def texts_of(picked: pa.Table, cfg: InputConfig, shards: dict[str, Shard]) -> dict[tuple[str, int], str]:
-    """(shard, index) -> text, reading each needed shard once and only up to its last needed record."""
-    want: dict[str, set[int]] = {}
-    for shard_id, index in zip(picked["shard"].to_pylist(), picked["index"].to_pylist()):
-        want.setdefault(shard_id, set()).add(index)
-    out = {}
-    for shard_id, indices in want.items():
-        if shard_id not in shards:
-            raise ConfigError(f"shard {shard_id} is not in plan.json")
-        for i, rec in enumerate(itertools.islice(read_shard(shards[shard_id], cfg), max(indices) + 1)):
-            if i in indices:
-                out[(shard_id, i)] = rec.text or ""
-    return out
-
-
 def build(out: str, ids: list[str] | None = None, sample: int | None = None, seed: int = 0) -> tuple[list[dict], list[str]]:
     """displaCy manual-mode documents (text, ents with label "TYPE 0.97", title) and missing ids."""
     out = os.fspath(out)
     docs = table_of(fs.join(out, "docs"), ["doc_id", "status", "source", "shard", "index", "n_entities"], schema.DOCS)
     picked, missing = choose(docs, ids, sample, seed)
-    cfg, shards = _input_config(out)
-    texts = texts_of(picked, cfg, shards)
+    records = read_records(out, zip(picked["shard"].to_pylist(), picked["index"].to_pylist()))
     ents = table_of(fs.join(out, "entities"), ["doc_id", "label", "text", "start", "end", "score"], schema.ENTITIES)
     ents = ents.filter(pc.is_in(ents["doc_id"], picked["doc_id"])).sort_by([("doc_id", "ascending"), ("start", "ascending")])
     by_doc: dict[str, list[dict]] = {}
@@ -88,7 +54,7 @@ def build(out: str, ids: list[str] | None = None, sample: int | None = None, see
         by_doc.setdefault(row["doc_id"], []).append(row)
     result = []
     for row in picked.to_pylist():
-        text = texts[(row["shard"], row["index"])]
+        text = records[(row["shard"], row["index"])].text or ""
         spans, mismatched = [], 0
         for e in by_doc.get(row["doc_id"], []):
             if text[e["start"]:e["end"]] != e["text"]:

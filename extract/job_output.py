@@ -1,0 +1,48 @@
+"""A finished job's output folder read back: its input settings, its plan, and chosen records
+re-read from the input (texts are not stored in the output), so entity offsets index them exactly.
+Used by `show`, `review` and job-output silver."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from typing import Iterable
+
+from extract import fs
+from extract.config import ConfigError, from_dict
+from extract.job_config import InputConfig
+from extract.readers import Record, Shard, read_shard
+
+
+class JobOutputError(ConfigError):
+    """Not (or no longer) the output of a finished `python -m extract run`; the CLI exits with 2."""
+
+
+def load_job(out: str) -> tuple[InputConfig, dict[str, Shard], dict]:
+    """The job's InputConfig (run.json's resolved config, else the plan's), its shards by id
+    (plan.json), and run.json ({} before the first run finished)."""
+    plan_path, run_path = fs.join(out, "plan.json"), fs.join(out, "run.json")
+    if not fs.is_file(plan_path):
+        raise JobOutputError(f"{plan_path}: not found; is {out} the output folder of `python -m extract run`?")
+    plan = json.loads(fs.read_text(plan_path))
+    run = json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
+    raw = (run.get("config") or {}).get("input") or plan.get("input")
+    fields = {f.name for f in dataclasses.fields(Shard)}
+    shards = {s["shard_id"]: Shard(**{k: v for k, v in s.items() if k in fields}) for s in plan["shards"]}
+    return from_dict(InputConfig, raw, "input"), shards, run
+
+
+def read_records(out: str, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Record]:
+    """(shard, index) -> the record, reading each needed shard once, up to its last wanted record."""
+    cfg, shards, _ = load_job(out)
+    by_shard: dict[str, set[int]] = {}
+    for shard_id, index in wanted:
+        by_shard.setdefault(shard_id, set()).add(int(index))
+    found = {}
+    for shard_id, indices in by_shard.items():
+        if shard_id not in shards:
+            raise JobOutputError(f"shard {shard_id} is in docs/ but not in plan.json")
+        for i, rec in enumerate(itertools.islice(read_shard(shards[shard_id], cfg), max(indices) + 1)):
+            if i in indices:
+                found[(shard_id, i)] = rec
+    return found
