@@ -45,6 +45,14 @@ def value_counts(column) -> dict[str, int]:
     return dict(sorted(((str(v), int(c)) for v, c in pairs if v is not None), key=lambda kv: -kv[1]))
 
 
+def error_reasons(docs: pa.Table, top: int = 20) -> dict[str, int]:
+    """Error and skip reasons grouped by their first words (before the ':' that starts the
+    specifics), most frequent first."""
+    bad = docs.filter(pc.and_(pc.is_in(docs["status"], pa.array(["error", "skipped"])), pc.is_valid(docs["error"])))
+    reasons = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(bad["error"], ":", max_splits=1), 0), 0, 80)
+    return dict(list(value_counts(reasons).items())[:top])
+
+
 def summarize(out: str | os.PathLike) -> dict:
     """Counts, rates and a confidence histogram from the tables, with Arrow compute (no rows in
     Python). ``out``: a local folder or a URI."""
@@ -56,10 +64,6 @@ def summarize(out: str | os.PathLike) -> dict:
     scores = ents["score"].to_numpy().astype(float) if ents.num_rows else np.zeros(0)
     hist, edges = np.histogram(scores, bins=10, range=(0.0, 1.0))
     words = int(pc.sum(docs["n_words"]).as_py() or 0)
-    bad = docs.filter(pc.and_(pc.is_in(docs["status"], pa.array(["error", "skipped"])), pc.is_valid(docs["error"])))
-    # Reasons grouped by their first words (before any ':' that starts the specifics).
-    reasons = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(bad["error"], ":", max_splits=1), 0), 0, 80)
-    errors = value_counts(reasons)
     return {
         "documents": docs.num_rows,
         "by_status": {s: status.get(s, 0) for s in schema.STATUSES},
@@ -67,7 +71,7 @@ def summarize(out: str | os.PathLike) -> dict:
         "by_label": by_label,
         "words": words,
         "wordpieces": int(pc.sum(docs["n_tokens"]).as_py() or 0),
-        "error_reasons": dict(sorted(errors.items(), key=lambda kv: -kv[1])[:20]),
+        "error_reasons": error_reasons(docs),
         "confidence": {"mean": round(float(scores.mean()), 4) if len(scores) else None,
                        "histogram": {f"{edges[i]:.1f}-{edges[i + 1]:.1f}": int(h) for i, h in enumerate(hist)}},
         "entities_per_1k_words": {l: round(1000 * n / words, 2) for l, n in by_label.items()} if words else {},

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from extract import fs, schema
-from extract.report import table_of, value_counts
+from extract.report import error_reasons, table_of, value_counts
 
 PSI_WATCH, PSI_DRIFT = 0.1, 0.25
 RATIO_LOW, RATIO_HIGH = 0.5, 2.0
@@ -242,8 +242,6 @@ def compute(out: str, reference: str | None = None) -> dict:
     docs = r["docs"]
     words = words_of(r)
     by_label = label_counts(r, labels)
-    bad = docs.filter(pc.and_(pc.is_in(docs["status"], pa.array(["error", "skipped"])), pc.is_valid(docs["error"])))
-    reasons = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(bad["error"], ":", max_splits=1), 0), 0, 80)
     status = value_counts(docs["status"])
     scores = scores_of(r)
     return {
@@ -251,7 +249,7 @@ def compute(out: str, reference: str | None = None) -> dict:
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "documents": docs.num_rows,
         "by_status": {s: status.get(s, 0) for s in schema.STATUSES},
-        "error_reasons": dict(list(value_counts(reasons).items())[:20]),
+        "error_reasons": error_reasons(docs),
         "words": words,
         "entities": r["ents"].num_rows,
         "labels": labels,
