@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_review(sub)  # review subcommand: see the block at the end of this file
     _add_report_show(sub)  # report and show subcommands: see their block at the end of this file
     _add_quality(sub)  # quality subcommand: see its block at the end of this file
+    _add_export_onnx(sub)  # export-onnx subcommand: see its block at the end of this file
     args = p.parse_args(argv)
+    if args.cmd == "export-onnx":
+        return _export_onnx(args)
     if args.cmd == "quality":
         return _quality(args)
     if args.cmd in ("report", "show"):
@@ -154,6 +157,34 @@ def _quality(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 # --- end quality -------------------------------------------------------------------------------
+
+
+# --- export-onnx: MODEL_DIR/model.onnx for inference.engine: onnx (extract/onnx_engine.py) -------
+def _add_export_onnx(sub) -> None:
+    e = sub.add_parser("export-onnx", help="write MODEL_DIR/model.onnx (fp32) for inference.engine: onnx")
+    e.add_argument("model_dir", help="a local model directory (config.json, model.safetensors, tokenizer)")
+    e.add_argument("--out", default=None, help="where to write the graph (default MODEL_DIR/model.onnx)")
+    e.add_argument("--threads", type=int, default=0, help="torch threads for the export (0 = all cores)")
+
+
+def _export_onnx(args) -> int:
+    from extract.model import check_model_dir
+    from extract.onnx_engine import OnnxModelError, export_onnx
+
+    try:
+        check_model_dir(args.model_dir)
+        facts = export_onnx(args.model_dir, args.out, threads=args.threads)
+    except (FileNotFoundError, OnnxModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        print(f"error: exporting needs onnx and onnxscript ({exc}); install them with "
+              "`pip install -e '.[train]'`.", file=sys.stderr)
+        return 2
+    print(f"wrote {facts['path']} (opset {facts['opset']}, weights sha256 {facts['weights_sha256'][:12]}..., "
+          f"max |logit diff| vs torch {facts['max_abs_logit_diff']:.1e})")
+    return 0
+# --- end export-onnx ---------------------------------------------------------------------------
 
 
 if __name__ == "__main__":

@@ -48,11 +48,12 @@ class Extractor:
     def from_pretrained(cls, path: str = "data/models/default", device: str = "cpu", dtype: str = "fp32",
                         labels: Sequence[str] | None = ("PER", "LOC", "ORG"), min_score: float = 0.0,
                         batch_size: int = 32, threads: int = 0,
-                        funnel: str | None = "capitalised-or-digit") -> "Extractor":
-        """``labels=None`` keeps every type the model knows (MISC included)."""
+                        funnel: str | None = "capitalised-or-digit", engine: str = "torch") -> "Extractor":
+        """``labels=None`` keeps every type the model knows (MISC included); ``engine="onnx"`` runs the
+        forward pass in ONNX Runtime from PATH/model.onnx (`python -m extract export-onnx PATH`)."""
         from extract.model import load
 
-        return cls(load(path, device, dtype, threads), labels, min_score, batch_size, funnel=funnel)
+        return cls(load(path, device, dtype, threads, engine), labels, min_score, batch_size, funnel=funnel)
 
     def __call__(self, text: str) -> list[Entity]:
         return next(self.pipe([text]))
@@ -84,7 +85,8 @@ class Extractor:
         temperature = float(s.get("temperature", 1.0))
         for i, doc, lg in zip(todo, docs, logits):
             probs = combine(doc, lg, len(self.loaded.labels), temperature)
-            for e in decode(probs, clean[i], self.loaded.labels, s.get("repair", "drop"), self.keep):
+            for e in decode(probs, clean[i], self.loaded.labels, s.get("repair", "drop"), self.keep,
+                            s.get("score_map")):
                 if e["score"] >= self.min_score:
                     out[i].append(Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"]))
         return out

@@ -45,7 +45,7 @@ class ShardProcessor(Processor):
             from extract.model import load
 
             self.loaded = load(model_path, cfg.inference.device, cfg.inference.dtype,
-                               threads or cfg.inference.threads)
+                               threads or cfg.inference.threads, cfg.inference.engine)
             self.model_id = model_id or self.loaded.model_id
             self._tokenizer = self.loaded.tokenizer
 
@@ -74,7 +74,8 @@ class ShardProcessor(Processor):
         from extract.predict import combine, decode
 
         doc = combine(features, result, len(self.labels), self.temperature)
-        found = [e for e in decode(doc, rec.text, self.labels, self.repair, self.keep)  # type: ignore[arg-type]
+        found = [e for e in decode(doc, rec.text, self.labels, self.repair, self.keep,  # type: ignore[arg-type]
+                                   self.settings.get("score_map"))
                  if e["score"] >= self.cfg.model.min_score]
         rows = {k: [e[k] for e in found] for k in ("label", "text", "start", "end", "score")}
         rows["doc_id"] = [rec.doc_id] * len(found)

@@ -85,9 +85,15 @@ def job_identity(settings: dict[str, Any], stamps: Iterable[tuple], model_dirs: 
     return json.loads(json.dumps(ident, default=str))  # as it will read back from _job.json
 
 
+# Settings added after a release, with the value every job written before them used: an older
+# output folder lacks the key and still resumes when the setting keeps that value.
+ADDED_LATER = {"inference.engine": "torch"}
+
+
 def differences(saved: dict, now: dict) -> list[str]:
     """One phrase per part that differs, naming it (e.g. "inference.dtype was 'fp32', now 'bf16'")."""
     out = []
+    saved = {**{k: v for k, v in ADDED_LATER.items() if k in now}, **saved}
     for key in sorted(set(saved) | set(now)):
         if saved.get(key) != now.get(key):
             if key in saved and key in now:

@@ -95,12 +95,13 @@ def drive(job: JobSpec, overwrite: bool) -> dict:
 
 def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
     t0 = time.time()
-    model_dir = check_model(cfg.model.path, cfg.model.labels)
+    model_dir = check_model(cfg.model.path, cfg.model.labels, cfg.inference.engine)
     m, inf = cfg.model, cfg.inference
     settings = {"input": to_dict(cfg.input),
                 "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
                           "stride": m.stride},
-                "inference": {"device": inf.device, "dtype": inf.dtype},
+                # The engine changes scores in the last digits: one job's rows come from one engine.
+                "inference": {"device": inf.device, "dtype": inf.dtype, "engine": inf.engine},
                 "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
     facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
                           settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress),
@@ -119,12 +120,17 @@ def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
     return report
 
 
-def check_model(path: str, labels: tuple[str, ...]) -> Path:
-    """The model directory, readable, able to produce ``labels``; a ConfigError otherwise."""
+def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Path:
+    """The model directory, readable, able to produce ``labels`` (with a model.onnx that matches its
+    weights for engine onnx); a ConfigError otherwise."""
     try:
         model_dir = check_model_dir(local_model_dir(path))  # a URI is copied once into a local cache
         types = model_labels(model_dir)
         check_tokenizer(model_dir)
+        if engine == "onnx":
+            from extract.onnx_engine import check_onnx
+
+            check_onnx(model_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"model.path: {exc}") from None
     unknown = [l for l in labels if l not in types]

@@ -57,11 +57,18 @@ class InferenceConfig:
     batch_tokens: int = 0  # and at most this many padded wordpieces; 0 = batch_size x max_length
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # GPU is opt-in: see ray.gpus_per_actor
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # fp16/bf16 autocast on GPU only
-    threads: int = 0  # torch threads per worker; 0 = all cores (local) or the actor's CPUs (ray)
+    threads: int = 0  # torch / ONNX Runtime threads per worker; 0 = all cores (local) or the actor's CPUs (ray)
+    # onnx: the forward pass in ONNX Runtime (CPU, fp32) from MODEL_DIR/model.onnx, written at release
+    # or by `python -m extract export-onnx MODEL_DIR`; +14-17% words/s on 2 cores, same predictions.
+    engine: Literal["torch", "onnx"] = "torch"
 
     def validate(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"inference.batch_size: expected >= 1, found {self.batch_size}.")
+        if self.engine == "onnx" and (self.device == "cuda" or self.dtype != "fp32"):
+            raise ConfigError(f"inference.engine: onnx runs fp32 on the CPU, found device {self.device!r} and dtype "
+                              f"{self.dtype!r}; set inference.device: cpu and inference.dtype: fp32, or use "
+                              "inference.engine: torch.")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ class Loaded:
     device: str
     dtype: Any
     model_id: str
+    engine: str = "torch"  # "onnx": ``session`` (ONNX Runtime) runs the forward pass, ``model`` is None
+    session: Any = None
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -65,7 +67,16 @@ def resolve_dtype(name: str, device: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
-def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: int = 0) -> Loaded:
+def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: int = 0,
+         engine: str = "torch") -> Loaded:
+    if engine == "onnx":
+        if device == "cuda" or dtype != "fp32":
+            raise ValueError(f"inference.engine onnx runs fp32 on the CPU; found device {device!r}, dtype {dtype!r}.")
+        from extract.onnx_engine import load_onnx
+
+        return load_onnx(path, threads)
+    if engine != "torch":
+        raise ValueError(f"inference.engine: expected 'torch' or 'onnx', found {engine!r}.")
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 

@@ -2,14 +2,17 @@
 
     python scripts/bench_extract.py            # full run: 5,000 documents, planning up to 3,000,000 records
     python scripts/bench_extract.py --docs 300 --plan-sizes 3000,30000 --skip-spacy   # smoke run
+    python scripts/bench_extract.py --engines torch,onnx --skip-planning --skip-stages  # job per engine
 
 1. Throughput on the same N Reuters-21578 documents (with a body; title, blank line, body): the job
    with runner=local, with runner=ray (embedded local Ray, --actors x --cpus-per-actor as in
-   configs/extract.yaml), and spaCy en_core_web_md, NER pipe only, timed after load and warm-up.
+   configs/extract.yaml), each once per --engines (inference.engine: torch, onnx; onnx needs
+   MODEL/model.onnx: `python -m extract export-onnx MODEL`), and spaCy en_core_web_md, NER pipe
+   only, timed after load and warm-up.
    Job rows are whole runs (planning, model load, Ray start-up, inference, Parquet writes; driver
    imports done before timing) into fresh folders, input.shard_bytes giving about --shards shards.
    Words: whitespace words of the input, one count for all. "vs local": Ray's speed over local's
-   (goal >= 0.9x).
+   on the same engine (goal >= 0.9x); "vs torch": an engine's speed over torch's on the same runner.
 2. The CPU stages without the model, in a fresh process on one thread: prepare (read, tokenise, cut
    windows) every shard, random float32 logits in place of the model, finish (combine windows,
    decode, write Parquet). Words per CPU-second: what one CPU can feed a GPU. Random logits decode
@@ -54,8 +57,9 @@ def corpus(n: int, path: Path) -> tuple[list[str], int]:
     return [t for _, t in docs], sum(len(t.split()) for _, t in docs)
 
 
-def job_sets(args, data: Path, out: Path, runner: str) -> list[str]:
+def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch") -> list[str]:
     sets = [f"runner={runner}", f"input.path={data}", "input.text_columns=[text]", f"output.path={out}",
+            f"inference.engine={engine}",
             f"model.path={args.model}", "show_progress=false", f"inference.device={args.device}",
             f"inference.dtype={args.dtype}", f"inference.batch_size={args.batch_size}", f"inference.batch_tokens={args.batch_tokens}",
             f"input.shard_bytes={math.ceil(data.stat().st_size / args.shards)}"]
@@ -65,13 +69,13 @@ def job_sets(args, data: Path, out: Path, runner: str) -> list[str]:
     return sets
 
 
-def run_job(args, runner: str, data: Path, out: Path) -> tuple[float, dict]:
+def run_job(args, runner: str, data: Path, out: Path, engine: str = "torch") -> tuple[float, dict]:
     """One whole job into a new folder (never --overwrite)."""
     from extract.config import load
     from extract.job import run
     from extract.job_config import ExtractConfig
 
-    cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", job_sets(args, data, out, runner))
+    cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", job_sets(args, data, out, runner, engine))
     t0 = time.perf_counter()
     report = run(cfg)
     secs = time.perf_counter() - t0
@@ -174,19 +178,26 @@ def throughput(args, tmp: Path, data: Path, texts: list[str], words: int) -> Non
     import extract.job  # noqa: F401
     if not args.skip_ray:
         import ray.data  # noqa: F401
-    rows = []  # (name, seconds, entities)
-    for runner in ("local",) + (() if args.skip_ray else ("ray",)):
-        secs, rep = run_job(args, runner, data, tmp / f"job-{runner}")
+    rows = []  # (name, seconds, entities, runner, engine)
+    for runner, engine in itertools.product(("local",) + (() if args.skip_ray else ("ray",)), args.engines):
+        secs, rep = run_job(args, runner, data, tmp / f"job-{runner}-{engine}", engine)
         extra = f", {args.actors} actors x {args.cpus_per_actor} CPU" if runner == "ray" else ""
-        rows.append((f"job, runner={runner} ({args.device}, {args.dtype}{extra})", secs, rep["entities"]))
+        rows.append((f"job, runner={runner}, engine={engine} ({args.device}, {args.dtype}{extra})", secs,
+                     rep["entities"], runner, engine))
     if not args.skip_spacy:
-        rows.append(("spaCy en_core_web_md, ner only", *run_spacy(texts)))
+        rows.append(("spaCy en_core_web_md, ner only", *run_spacy(texts), "", ""))
     ref = rows[-1][1] if not args.skip_spacy else None
-    local = rows[0][1]
+    secs_of = {(r, e): s for _, s, _, r, e in rows}
+
+    def versus(runner: str, engine: str, other: tuple[str, str]) -> str:
+        base = secs_of.get(other)
+        return f"{base / secs_of[(runner, engine)]:.2f}x" if runner and base and other != (runner, engine) else "-"
+
     print(f"\n### 1. Throughput: {len(texts):,} Reuters-21578 documents, {words:,} words, ~{args.shards} shards")
-    print(table(["system", "seconds", "documents/s", "words/s", "entities", "speed vs spaCy", "vs local"],
+    print(table(["system", "seconds", "documents/s", "words/s", "entities", "speed vs spaCy", "vs local", "vs torch"],
           [[name, f"{s:.1f}", f"{len(texts) / s:,.1f}", f"{words / s:,.0f}", f"{n:,}",
-            f"{ref / s:.2f}x" if ref else "-", f"{local / s:.2f}x" if "ray" in name else "-"] for name, s, n in rows]))
+            f"{ref / s:.2f}x" if ref else "-", versus(r, e, ("local", e)), versus(r, e, (r, "torch"))]
+           for name, s, n, r, e in rows]))
     print("\nJob rows: whole runs (planning, model load, Ray start-up, Parquet writes; the driver's imports done "
           "before timing); the job writes PER/LOC/ORG, spaCy counts all 18 OntoNotes types.")
 
@@ -233,6 +244,14 @@ def facts() -> None:
           f"load average {os.getloadavg()[0]:.2f}")
 
 
+def _engines(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in names if x not in ("torch", "onnx")]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected torch and/or onnx, comma-separated; found {text!r}")
+    return list(dict.fromkeys(names))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag, kind, default in (("docs", int, 5000), ("shards", int, 20),  # shards: sets input.shard_bytes
@@ -240,6 +259,8 @@ def main() -> None:
                                 ("dtype", str, "fp32"), ("batch-size", int, 32), ("batch-tokens", int, 0), ("actors", int, 2),
                                 ("cpus-per-actor", float, 0.75), ("gpus-per-actor", float, 0.0)):
         ap.add_argument(f"--{flag}", type=kind, default=default)
+    ap.add_argument("--engines", type=_engines, default=["torch"],
+                    help="comma-separated inference.engine values, one job row per runner and engine (torch,onnx)")
     ap.add_argument("--plan-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[30_000, 300_000, 3_000_000])
     for what in ("spacy", "ray", "throughput", "planning", "stages"):
         ap.add_argument(f"--skip-{what}", action="store_true")
@@ -250,6 +271,10 @@ def main() -> None:
         task, params = args.child
         print(json.dumps((stages_child if task == "stages" else planning_child)(json.loads(params))))
         return
+    if "onnx" in args.engines and not args.skip_throughput:
+        from extract.onnx_engine import check_onnx
+
+        check_onnx(args.model)  # before any timing: a missing or stale model.onnx names the export command
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     try:
         plan_table = "" if args.skip_planning else planning(args, tmp)  # first: see planning()

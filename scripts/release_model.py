@@ -1,5 +1,6 @@
-"""Release a trained model: calibrate a temperature on dev, store fp16 safetensors, re-evaluate the
-stored weights on dev, write metrics.json and the model card.
+"""Release a trained model: calibrate a temperature and a length-aware score map on dev (printing
+ECE by span length), store fp16 safetensors, re-evaluate the stored weights on dev, write
+metrics.json and the model card, export model.onnx (fp32, for inference.engine: onnx).
 
     python scripts/release_model.py --model runs/finetune_conll/best --out data/models/default
 """
@@ -27,7 +28,7 @@ def main() -> None:
     import torch
 
     from extract.model import load
-    from training.calibrate import calibrate
+    from training.calibrate import calibrate, length_markdown
     from training.checkpoint import save_model_dir
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded
@@ -40,11 +41,15 @@ def main() -> None:
     context = summary["config"]["data"]["context"]
     loaded = load(src, "cpu", "fp32", args.threads)
     cal = calibrate(loaded, docs, context)
-    print(f"temperature {cal['temperature']}: entity ECE {cal['ece_before']} -> {cal['ece_after']} "
-          f"(2-fold cross-fitted {cal['ece_after_crossfit']})")
+    print(f"temperature {cal['temperature']}, score_map {cal['score_map']}: entity ECE {cal['ece_before']} -> "
+          f"{cal['ece_after']} (2-fold cross-fitted {cal['ece_after_crossfit']}; T alone "
+          f"{cal['ece_after_temperature_crossfit']})\n{length_markdown(cal['by_length'])}")
 
     model = loaded.model
-    model.config.ner_settings = {**model.config.ner_settings, "temperature": cal["temperature"]}
+    # A stale score_map from an earlier release must not outlive a fit that chose the plain product.
+    settings = {k: v for k, v in model.config.ner_settings.items() if k != "score_map"}
+    model.config.ner_settings = {**settings, "temperature": cal["temperature"],
+                                 **({"score_map": cal["score_map"]} if cal["score_map"] else {})}
     model.half()  # fp16 on disk; extract.model.load upcasts to fp32 on CPU
     out = Path(args.out)
     save_model_dir(model, loaded.tokenizer, out, {"training_config.yaml": (src / "training_config.yaml").read_text()})
@@ -59,13 +64,14 @@ def main() -> None:
     speed = {"text": (
         f"{metrics['words_per_second']:,.0f} words/s evaluating CoNLL dev ({metrics['words']:,} words, documents "
         f"as windows of {released.settings['max_length']} wordpieces, batch 64, fp32 compute) on {args.threads} CPU "
-        f"threads of this project's 2-core machine. {n_params / 1e6:.1f}M parameters, {size:.1f} MB fp16 safetensors.\n\n"
-        f"Calibration: temperature {cal['temperature']} fitted on dev to the entity scores' log loss (an entity's "
-        f"score read as the chance it is exactly right). Expected calibration error of entity scores (10 bins, "
-        f"{cal['entities']:,} predicted dev entities, {100 * cal['accuracy']:.1f}% exactly right): "
-        f"{cal['ece_before']} at T=1 -> {cal['ece_after']} in-sample, {cal['ece_after_crossfit']} 2-fold cross-fitted "
-        "on dev halves. The temperature is in config.json `ner_settings` and the batch job applies it.")}
-    (out / "README.md").write_text(model_card(out, summary, speed, args.extra), encoding="utf-8")
+        f"threads of this project's 2-core machine. {n_params / 1e6:.1f}M parameters, {size:.1f} MB fp16 safetensors.")}
+    (out / "README.md").write_text(model_card(out, summary, speed, args.extra, calibration=cal), encoding="utf-8")
+    # After the safetensors are final: the graph records their sha256 (a stale model.onnx is refused).
+    from extract.onnx_engine import export_onnx
+
+    onnx = export_onnx(out, threads=args.threads)
+    print(f"wrote {onnx['path']} (max |logit diff| vs torch fp32 {onnx['max_abs_logit_diff']:.1e}); compare dev "
+          f"scores with `python scripts/onnx_check.py --model {out}`")
     print(json.dumps({"f1": metrics["f1"], "f1_plo": metrics["f1_plo"], "words_per_second": metrics["words_per_second"],
                       "mb": round(size, 1), "params": n_params}))
     for t, m in sorted(metrics["per_type"].items()):

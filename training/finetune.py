@@ -15,8 +15,9 @@ from extract.labels import bio_labels
 from extract.model import Loaded, resolve_device
 from training import modeling
 from training.checkpoint import save_model_dir
-from training.conll import read_conll
+from training.conll import conll_dataset, conll_documents, read_conll
 from training.config import TrainConfig
+from training.datasets_io import Examples
 from training.evaluate import evaluate_loaded
 from training.examples import gold_examples, silver_examples
 from training.fit import fit
@@ -35,15 +36,16 @@ def run(cfg: TrainConfig) -> dict:
     model, tokenizer = modeling.build(cfg, labels)
     label2id = {l: i for i, l in enumerate(labels)}
     t0 = time.time()
-    train_docs, dev_docs = read_conll(cfg.data.train), read_conll(cfg.data.dev)
-    train = gold_examples(train_docs, tokenizer, label2id, cfg.data.types, cfg.data.context,
-                          cfg.model.max_length, cfg.model.stride)
+    train_docs, dev_docs = conll_documents(conll_dataset(cfg.data.train)), read_conll(cfg.data.dev)
+    train = Examples(gold_examples(train_docs, tokenizer, label2id, cfg.data.types, cfg.data.context,
+                                   cfg.model.max_length, cfg.model.stride))
     n_gold = len(train)
-    if cfg.data.silver:
-        from training.silver import read_silver
+    if cfg.data.silver:  # Arrow via `datasets`: seeded sample, windows cached by fingerprint
+        from training.datasets_io import silver_windows
 
-        texts, starts, probs = read_silver(cfg.data.silver, labels, cfg.data.silver_max_docs)
-        train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride)
+        train += silver_windows(cfg.data.silver, labels, tokenizer, cfg.model.max_length, cfg.model.stride,
+                                cfg.model.casing, cfg.data.silver_max_docs, cfg.run.seed,
+                                cfg.data.cache_dir or str(out / "cache" / "datasets"))
     job_facts = {}
     if cfg.data.silver_jobs:  # a batch job's predictions (entity scores on their tags) as silver
         from training.job_silver import read_job_silver

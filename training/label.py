@@ -37,7 +37,11 @@ class LabelConfig:
         for m in self.teacher.models:
             try:
                 check_model_dir(m)
-            except FileNotFoundError as exc:
+                if self.inference.engine == "onnx":
+                    from extract.onnx_engine import check_onnx
+
+                    check_onnx(m)
+            except (FileNotFoundError, ValueError) as exc:
                 raise ConfigError(f"teacher.models: {exc}") from None
         if not self.teacher.models and self.teacher.spacy is None:
             raise ConfigError("teacher: name at least one model directory (teacher.models) or teacher.spacy.")
@@ -54,7 +58,8 @@ class SilverProcessor(Processor):
         self.cfg = cfg
         self.labels = bio_labels(cfg.teacher.types)
         icfg = cfg.inference
-        self.teacher = Ensemble(cfg.teacher, icfg.device, icfg.dtype, threads or icfg.threads) if load_model else None
+        self.teacher = (Ensemble(cfg.teacher, icfg.device, icfg.dtype, threads or icfg.threads, icfg.engine)
+                        if load_model else None)
 
     def predict(self, texts: list[str]) -> list:
         return self.teacher.label(texts, self.cfg.inference.batch_size)
@@ -71,7 +76,8 @@ class SilverProcessor(Processor):
 def run(cfg: LabelConfig, overwrite: bool = False) -> dict:
     t0 = time.time()
     settings = {"input": to_dict(cfg.input), "teacher": to_dict(cfg.teacher),
-                "inference": {"device": cfg.inference.device, "dtype": cfg.inference.dtype}}
+                "inference": {"device": cfg.inference.device, "dtype": cfg.inference.dtype,
+                               "engine": cfg.inference.engine}}
     facts = drive(JobSpec(SilverProcessor, {"cfg": cfg}, cfg.input, cfg.output.path, settings,
                           [Path(m) for m in cfg.teacher.models], "silver", cfg.runner, cfg.ray, cfg.inference.threads,
                           cfg.show_progress), overwrite or cfg.output.overwrite)

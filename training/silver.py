@@ -41,22 +41,38 @@ def _files(paths: Sequence[str]) -> list[Path]:
     return out
 
 
+def label_order(theirs: Sequence[str], labels: Sequence[str], where) -> list[int]:
+    """Columns of the teacher's ``probs`` that give the student's labels, in the student's order."""
+    missing = [l for l in labels if l not in theirs]
+    if missing:
+        raise ValueError(f"{where}: silver labels {list(theirs)} lack {missing} that the student predicts "
+                         f"({list(labels)}). Relabel with a teacher that has these types, or drop them from "
+                         "data.types.")
+    return [list(theirs).index(l) for l in labels]
+
+
+def student_probs(flat, n_words: int, n_theirs: int, order: Sequence[int]) -> np.ndarray:
+    """One document's flattened fp16 teacher probs -> (n_words, n_student_labels) float32, rows renormalised."""
+    p = np.asarray(flat, dtype=np.float32).reshape(n_words, n_theirs)[:, order]
+    p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-9)
+    return p
+
+
 def read_silver(paths: Sequence[str], labels: Sequence[str], max_docs: int = 0):
-    """Texts, word starts and (n_words, n_labels) float32 distributions in the student's label order."""
+    """Texts, word starts and (n_words, n_labels) float32 distributions in the student's label order.
+
+    The first ``max_docs`` documents in file order, all in memory: distillation reads silver through
+    ``training.datasets_io.silver_windows`` instead (Arrow, seeded sample, cached windows).
+    """
     texts, starts, probs = [], [], []
     for f in _files(paths):
         table = pq.read_table(f)
         theirs = json.loads(table.schema.metadata[b"labels"])
-        missing = [l for l in labels if l not in theirs]
-        if missing:
-            raise ValueError(f"{f}: silver labels {theirs} lack {missing} that the student predicts.")
-        order = [theirs.index(l) for l in labels]
+        order = label_order(theirs, labels, f)
         for row in table.to_pylist():
-            p = np.asarray(row["probs"], dtype=np.float32).reshape(len(row["word_start"]), len(theirs))[:, order]
-            p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-9)
             texts.append(row["text"])
             starts.append(np.asarray(row["word_start"], dtype=np.int64))
-            probs.append(p)
+            probs.append(student_probs(row["probs"], len(row["word_start"]), len(theirs), order))
             if max_docs and len(texts) >= max_docs:
                 return texts, starts, probs
     return texts, starts, probs

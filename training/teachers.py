@@ -51,11 +51,12 @@ def load_spacy(name: str):
 
 
 class Ensemble:
-    def __init__(self, cfg: TeacherConfig, device: str = "cpu", dtype: str = "fp32", threads: int = 0):
+    def __init__(self, cfg: TeacherConfig, device: str = "cpu", dtype: str = "fp32", threads: int = 0,
+                 engine: str = "torch"):
         from extract.model import load
 
         self.labels = bio_labels(cfg.types)
-        self.hf = [load(m, device, dtype, threads) for m in cfg.models]
+        self.hf = [load(m, device, dtype, threads, engine) for m in cfg.models]
         for t, path in zip(self.hf, cfg.models):
             if t.labels != self.labels:
                 raise ValueError(f"teacher {path} has labels {t.labels}; expected {self.labels} (teacher.types).")

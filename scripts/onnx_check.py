@@ -1,0 +1,165 @@
+"""torch fp32 against ONNX Runtime on CoNLL dev for a real model dir: same entities? same F1? faster?
+
+    python scripts/onnx_check.py                                   # data/models/default, whole dev set
+    python scripts/onnx_check.py --model runs/x/best --int8        # + ONNX Runtime dynamic int8
+    python scripts/onnx_check.py --limit-docs 5                    # smoke run
+
+Both engines get the same windows (extract.predict.window_text, no funnel, as evaluation runs) and
+the same batching; only the forward pass differs. Printed as a markdown table: dev F1 (seqeval
+strict IOB2, as training/evaluate.py), words/s of the forward pass + decode, entities that differ
+from torch's (on CoNLL words), max |logit diff| against torch.
+
+A model dir whose model.onnx matches its weights is used as it is (read only). Otherwise the graph
+is exported into a temporary copy of the dir, removed at the end: the script writes into a folder
+it did not create only with --in-place (which exports MODEL/model.onnx there).
+
+--int8: ONNX Runtime dynamic quantisation (int8 per-channel weights of the MatMuls; embeddings stay
+fp32 as Gather is not quantised) of that graph. FACTS.md: on these AVX2 cores without VNNI it
+bought 2-4% speed for ~1 F1 point on the 6-layer model: the table shows this model's cost.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def onnx_model_dir(model: Path, in_place: bool, tmp: Path, threads: int) -> Path:
+    """A dir with ``model``'s files and a model.onnx that matches its weights."""
+    from extract.onnx_engine import OnnxModelError, check_onnx, export_onnx
+
+    try:
+        check_onnx(model)
+        return model
+    except OnnxModelError as exc:
+        print(f"{exc.__class__.__name__}: {exc}\n-> exporting {'in place' if in_place else 'into a temporary copy'}",
+              flush=True)
+    target = model if in_place else tmp / model.resolve().name
+    if not in_place:
+        shutil.copytree(model, target, ignore=shutil.ignore_patterns("model.onnx", "*.onnx"))
+    export_onnx(target, threads=threads)
+    return target
+
+
+def quantize_int8(src: Path, dest: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dest), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"])
+    return dest
+
+
+def trained_context(model: Path) -> str:
+    """The unit the model was trained and released on (scripts/release_model.py reads the same key)."""
+    import yaml
+
+    cfg = model / "training_config.yaml"
+    data = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("data", {}) if cfg.is_file() else {}
+    return data.get("context") or "document"
+
+
+def sentences_and_texts(dev: Path, context: str, limit: int):
+    from training.conll import doc_text, read_conll, units
+
+    docs = read_conll(dev)[:limit or None]
+    us = units(docs, context)
+    rows = [doc_text(u) for u in us]
+    return us, rows
+
+
+def run_engine(loaded, us, rows, batch_size: int) -> dict:
+    """Forward + combine + decode every unit; sentence tag lists, window logits, seconds."""
+    from extract.predict import combine, decode, forward_docs, window_text
+    from training.align import spans_to_token_tags
+
+    s = loaded.settings
+    t0 = time.perf_counter()
+    wins = [window_text(text, loaded.tokenizer, int(s["max_length"]), int(s["stride"])) for text, *_ in rows]
+    logits = forward_docs(loaded, wins, batch_size)
+    temperature = float(s.get("temperature", 1.0))
+    preds = []
+    for w, lg, (text, starts, ends, _) in zip(wins, logits, rows):
+        probs = combine(w, lg, len(loaded.labels), temperature)
+        preds.append(spans_to_token_tags(decode(probs, text, loaded.labels, s.get("repair", "drop")), starts, ends))
+    seconds = time.perf_counter() - t0
+    y_true, y_pred = [], []
+    for unit, (_, _, _, gold), pred in zip(us, rows, preds):
+        k = 0
+        for sent in unit:
+            n = len(sent.tokens)
+            y_true.append(gold[k:k + n]); y_pred.append(pred[k:k + n]); k += n
+    return {"y_true": y_true, "y_pred": y_pred, "logits": [x for doc in logits for x in doc], "seconds": seconds}
+
+
+def entity_set(y_pred) -> set:
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return {(i, *e) for i, seq in enumerate(y_pred) for e in get_entities(seq)}
+
+
+def table(results: dict[str, dict], words: int) -> str:
+    import numpy as np
+
+    from training.evaluate import scores
+
+    ref = results["torch fp32"]
+    ref_ents = entity_set(ref["y_pred"])
+    lines = ["| engine | dev F1 | F1 PER/LOC/ORG | words/s | entities differing from torch | max abs logit diff |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        m = scores(r["y_true"], r["y_pred"])
+        ents = entity_set(r["y_pred"])
+        diff = max((float(np.abs(a - b).max()) for a, b in zip(r["logits"], ref["logits"]) if len(a)), default=0.0)
+        lines.append(f"| {name} | {100 * m['f1']:.2f} | {100 * m['f1_plo']:.2f} | {words / r['seconds']:,.0f} | "
+                     f"{len(ents ^ ref_ents)} of {len(ref_ents)} | {diff:.2e} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ROOT / "data" / "models" / "default"))
+    ap.add_argument("--dev", default=str(ROOT.parent / "shared" / "data" / "conll2003" / "valid.txt"))
+    ap.add_argument("--context", default=None, choices=["document", "sentence"],
+                    help="what one text is (default: data.context of MODEL/training_config.yaml, else document)")
+    ap.add_argument("--limit-docs", type=int, default=0, help="only the first N dev documents (0 = all)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads and ONNX Runtime intra-op threads")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--int8", action="store_true", help="also ONNX Runtime dynamic int8 (per-channel)")
+    ap.add_argument("--in-place", action="store_true", help="export MODEL/model.onnx if missing or stale")
+    args = ap.parse_args()
+
+    import torch
+
+    from extract.model import load
+    from extract.onnx_engine import ONNX_FILE, open_session
+
+    torch.set_num_threads(args.threads)
+    args.context = args.context or trained_context(Path(args.model))
+    us, rows = sentences_and_texts(Path(args.dev), args.context, args.limit_docs)
+    words = sum(len(r[3]) for r in rows)
+    with tempfile.TemporaryDirectory(prefix="onnx_check_") as tmp:
+        model = onnx_model_dir(Path(args.model), args.in_place, Path(tmp), args.threads)
+        pt = load(model, "cpu", "fp32", args.threads)
+        ox = load(model, "cpu", "fp32", args.threads, engine="onnx")
+        engines = {"torch fp32": pt, "onnx fp32": ox}
+        if args.int8:
+            q = quantize_int8(model / ONNX_FILE, Path(tmp) / "model.int8.onnx")
+            engines["onnx int8 (dynamic, per-channel)"] = dataclasses.replace(ox, session=open_session(q, args.threads))
+        for loaded in engines.values():  # warm-up outside the timing: first runs allocate
+            run_engine(loaded, us[:1], rows[:1], args.batch_size)
+        results = {name: run_engine(loaded, us, rows, args.batch_size) for name, loaded in engines.items()}
+    print(f"\n{Path(args.model)}: {len(rows):,} {args.context}s of {args.dev} ({words:,} words), "
+          f"{args.threads} threads, batch {args.batch_size}, load average {os.getloadavg()[0]:.2f}; one run each\n")
+    print(table(results, words))
+
+
+if __name__ == "__main__":
+    main()
