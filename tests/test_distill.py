@@ -207,3 +207,23 @@ def test_keep_layers_takes_the_chosen_layers(teachers):
     assert torch.equal(model.bert.encoder.layer[0].attention.self.query.weight, chosen)
     with pytest.raises(ValueError, match="out of range"):
         keep_layers(model, [3])
+
+
+def test_a_student_starts_in_fp32_from_a_released_fp16_model(tmp_path):
+    """A released model is fp16 on disk; transformers 5 would load it as fp16, and fp16 master
+    weights turn the first step's loss into NaN. The student must train in fp32."""
+    import transformers
+    from safetensors import safe_open
+
+    from extract.labels import bio_labels
+    from training.config import DistillConfig, ModelConfig, TrainConfig
+    from training.modeling import build
+
+    src = make_tiny_model(tmp_path / "released", layers=2)
+    transformers.AutoModelForTokenClassification.from_pretrained(src).half().save_pretrained(src)
+    with safe_open(str(src / "model.safetensors"), "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+    cfg = TrainConfig(model=ModelConfig(layers=(1,)), distill=DistillConfig(init_from=str(src)))
+    student, _ = build(cfg, bio_labels(("PER", "LOC", "ORG", "MISC")))
+    assert {p.dtype for p in student.parameters()} == {torch.float32}
+    assert student.config.num_hidden_layers == 1

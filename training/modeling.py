@@ -45,12 +45,16 @@ def build(cfg: TrainConfig, labels: list[str]):
     path = resolve_backbone(source)
     if not Path(path).is_dir() and "/" not in path:
         raise FileNotFoundError(f"model.backbone: '{path}' is neither a local directory nor a hub id.")
+    import torch
+
     with expecting_casing_table(path):  # a teacher with a casing table (distill.init_from)
+        # dtype float32: transformers 5 loads in the stored dtype by default, and a released model
+        # is fp16 on disk; fp16 master weights overflow to NaN at the first step.
         model = AutoModelForTokenClassification.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={l: i for i, l in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
             hidden_dropout_prob=cfg.model.dropout, attention_probs_dropout_prob=cfg.model.dropout,
-            ignore_mismatched_sizes=True)
+            ignore_mismatched_sizes=True, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     settings = {"max_length": cfg.model.max_length, "stride": cfg.model.stride,
                 "repair": cfg.model.repair, "casing": cfg.model.casing}
