@@ -9,7 +9,7 @@ ENTITIES = pa.schema([
     ("text", pa.string()),  # == document text[start:end], always
     ("start", pa.int64()),  # character offset, inclusive
     ("end", pa.int64()),  # character offset, exclusive
-    ("score", pa.float32()),  # P(every word of the span tagged so), temperature-calibrated on dev
+    ("score", pa.float32()),  # calibrated on dev: P(this entity is exactly right) (ner_settings.score_map)
     ("model", pa.string()),
 ])
 

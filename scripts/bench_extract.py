@@ -57,10 +57,10 @@ def corpus(n: int, path: Path) -> tuple[list[str], int]:
     return [t for _, t in docs], sum(len(t.split()) for _, t in docs)
 
 
-def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch") -> list[str]:
+def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch", model: str = "") -> list[str]:
     sets = [f"runner={runner}", f"input.path={data}", "input.text_columns=[text]", f"output.path={out}",
             f"inference.engine={engine}",
-            f"model.path={args.model}", "show_progress=false", f"inference.device={args.device}",
+            f"model.path={model or args.model}", "show_progress=false", f"inference.device={args.device}",
             f"inference.dtype={args.dtype}", f"inference.batch_size={args.batch_size}", f"inference.batch_tokens={args.batch_tokens}",
             f"input.shard_bytes={math.ceil(data.stat().st_size / args.shards)}"]
     if runner == "ray":
@@ -69,13 +69,13 @@ def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch") ->
     return sets
 
 
-def run_job(args, runner: str, data: Path, out: Path, engine: str = "torch") -> tuple[float, dict]:
+def run_job(args, runner: str, data: Path, out: Path, engine: str = "torch", model: str = "") -> tuple[float, dict]:
     """One whole job into a new folder (never --overwrite)."""
     from extract.config import load
     from extract.job import run
     from extract.job_config import ExtractConfig
 
-    cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", job_sets(args, data, out, runner, engine))
+    cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", job_sets(args, data, out, runner, engine, model))
     t0 = time.perf_counter()
     report = run(cfg)
     secs = time.perf_counter() - t0
@@ -178,26 +178,30 @@ def throughput(args, tmp: Path, data: Path, texts: list[str], words: int) -> Non
     import extract.job  # noqa: F401
     if not args.skip_ray:
         import ray.data  # noqa: F401
-    rows = []  # (name, seconds, entities, runner, engine)
-    for runner, engine in itertools.product(("local",) + (() if args.skip_ray else ("ray",)), args.engines):
-        secs, rep = run_job(args, runner, data, tmp / f"job-{runner}-{engine}", engine)
+    rows = []  # (name, seconds, entities, (model, runner, engine))
+    models = args.models or [args.model]
+    for k, (model, runner, engine) in enumerate(itertools.product(
+            models, ("local",) + (() if args.skip_ray else ("ray",)), args.engines)):
+        secs, rep = run_job(args, runner, data, tmp / f"job-{k}-{runner}-{engine}", engine, model)
         extra = f", {args.actors} actors x {args.cpus_per_actor} CPU" if runner == "ray" else ""
-        rows.append((f"job, runner={runner}, engine={engine} ({args.device}, {args.dtype}{extra})", secs,
-                     rep["entities"], runner, engine))
+        which = f"{Path(model).name}, " if len(models) > 1 else ""
+        rows.append((f"job, {which}runner={runner}, engine={engine} ({args.device}, {args.dtype}{extra})", secs,
+                     rep["entities"], (model, runner, engine)))
     if not args.skip_spacy:
-        rows.append(("spaCy en_core_web_md, ner only", *run_spacy(texts), "", ""))
+        rows.append(("spaCy en_core_web_md, ner only", *run_spacy(texts), ()))
     ref = rows[-1][1] if not args.skip_spacy else None
-    secs_of = {(r, e): s for _, s, _, r, e in rows}
+    secs_of = {key: s for _, s, _, key in rows}
 
-    def versus(runner: str, engine: str, other: tuple[str, str]) -> str:
+    def versus(key: tuple, other: tuple) -> str:
         base = secs_of.get(other)
-        return f"{base / secs_of[(runner, engine)]:.2f}x" if runner and base and other != (runner, engine) else "-"
+        return f"{base / secs_of[key]:.2f}x" if key and base and other != key else "-"
 
     print(f"\n### 1. Throughput: {len(texts):,} Reuters-21578 documents, {words:,} words, ~{args.shards} shards")
     print(table(["system", "seconds", "documents/s", "words/s", "entities", "speed vs spaCy", "vs local", "vs torch"],
           [[name, f"{s:.1f}", f"{len(texts) / s:,.1f}", f"{words / s:,.0f}", f"{n:,}",
-            f"{ref / s:.2f}x" if ref else "-", versus(r, e, ("local", e)), versus(r, e, (r, "torch"))]
-           for name, s, n, r, e in rows]))
+            f"{ref / s:.2f}x" if ref else "-",
+            versus(key, (*key[:1], "local", *key[2:])), versus(key, (*key[:2], "torch"))]
+           for name, s, n, key in rows]))
     print("\nJob rows: whole runs (planning, model load, Ray start-up, Parquet writes; the driver's imports done "
           "before timing); the job writes PER/LOC/ORG, spaCy counts all 18 OntoNotes types.")
 
@@ -259,6 +263,8 @@ def main() -> None:
                                 ("dtype", str, "fp32"), ("batch-size", int, 32), ("batch-tokens", int, 0), ("actors", int, 2),
                                 ("cpus-per-actor", float, 0.75), ("gpus-per-actor", float, 0.0)):
         ap.add_argument(f"--{flag}", type=kind, default=default)
+    ap.add_argument("--models", type=lambda s: [x for x in s.split(",") if x], default=[],
+                    help="comma-separated model folders, one set of job rows each (default: --model)")
     ap.add_argument("--engines", type=_engines, default=["torch"],
                     help="comma-separated inference.engine values, one job row per runner and engine (torch,onnx)")
     ap.add_argument("--plan-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[30_000, 300_000, 3_000_000])
@@ -274,7 +280,8 @@ def main() -> None:
     if "onnx" in args.engines and not args.skip_throughput:
         from extract.onnx_engine import check_onnx
 
-        check_onnx(args.model)  # before any timing: a missing or stale model.onnx names the export command
+        for m in args.models or [args.model]:
+            check_onnx(m)  # before any timing: a missing or stale model.onnx names the export command
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     try:
         plan_table = "" if args.skip_planning else planning(args, tmp)  # first: see planning()

@@ -28,7 +28,7 @@ class DataConfig:
     types: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
     context: Literal["document", "sentence"] = "document"
     silver: tuple[str, ...] = ()  # Parquet files/folders written by `training label`, or hub dataset ids owner/name
-    silver_max_docs: int = 0  # 0 = all; else a random sample of this many silver documents, seeded by run.seed
+    silver_max_docs: int = 0  # 0 = all; else a random sample (seed run.seed) of teacher silver, the first N of job silver
     cache_dir: str = ""  # datasets' Arrow copies and cached silver windows; "" = <run.output>/cache/datasets
     corrections: tuple[str, ...] = ()  # JSONL from `python -m training corrections` (human-corrected docs)
     corrections_weight: float = 1.0  # repetitions of each corrected document's windows (fractions sampled)

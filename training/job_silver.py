@@ -10,12 +10,12 @@ form the distillation loss takes (texts, word starts, per-word label distributio
 - entities scoring below ``data.silver_jobs_min_score`` are dropped (the document keeps the others);
   a kept entity's words get B-/I- of its type (first span wins on overlap, as in corrections) with
   the entity's score on that tag and ``1 - score`` on O; every other word is O with probability 1.
-  The score is the job's calibrated P(every word of the span tagged so), so it is a lower bound on
-  each word's tag probability: an uncertain prediction pulls the student less than a sure one,
-  and a score of 1 is the one-hot target.
+  The score is the job's calibrated P(entity exactly right): an uncertain prediction pulls the
+  student less than a sure one, and a score of 1 is the one-hot target.
 
-``data.silver_max_docs`` caps the job documents the same way it caps teacher silver: the first N
-in order (jobs as listed, then ``(shard, index)``); 0 = all. Only those documents are re-read.
+``data.silver_max_docs`` caps the job documents at the first N in order (jobs as listed, then
+``(shard, index)``), unlike teacher silver's seeded random sample: only those documents are
+re-read from the job's input, which a random sample over all shards would not allow; 0 = all.
 """
 from __future__ import annotations
 
