@@ -13,3 +13,13 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   python -m pip install --quiet -e ".[train,spacy,test]"
   touch .venv/.installed
 fi
+# The released model's ONNX graph (inference.engine: onnx) is derived from its safetensors, so it is
+# not kept in git (70 MB fp32): export it once here (~10 s), and again if the weights changed.
+python - <<'PY'
+from extract.onnx_engine import OnnxModelError, check_onnx, export_onnx
+try:
+    check_onnx("data/models/default")
+except OnnxModelError:
+    facts = export_onnx("data/models/default")
+    print(f"setup: wrote {facts['path']} for inference.engine: onnx")
+PY
