@@ -54,7 +54,7 @@ def test_literal_choices():
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_config_in_configs_loads(path, monkeypatch, tiny_model_dir):
+def test_every_config_in_configs_loads(path, monkeypatch, tiny_model_dir, tmp_path):
     """Every committed YAML parses into its typed config; paths to data and training outputs that
     only exist on a development machine are pointed at test fixtures."""
     from training.label import LabelConfig
@@ -65,7 +65,15 @@ def test_every_config_in_configs_loads(path, monkeypatch, tiny_model_dir):
         cfg = load(ExtractConfig, path, [f"model.path={tiny_model_dir}"])
         assert cfg.runner == "ray" and cfg.model.labels == ("PER", "LOC", "ORG")
     elif path.name.startswith("label"):
-        cfg = load(LabelConfig, path, [f"teacher.models=[{tiny_model_dir}]"])
+        teacher = tiny_model_dir
+        if (yaml.safe_load(path.read_text()).get("inference") or {}).get("engine") == "onnx":
+            import shutil
+
+            from extract.onnx_engine import export_onnx
+
+            teacher = shutil.copytree(tiny_model_dir, tmp_path / "teacher")  # the fixture stays torch-only
+            export_onnx(teacher)
+        cfg = load(LabelConfig, path, [f"teacher.models=[{teacher}]"])
         assert cfg.input.text_columns == ("title", "body")
     else:
         cfg = load(TrainConfig, path, [f"data.train={fixture}", f"data.dev={fixture}", "data.silver=[]"])
