@@ -184,7 +184,8 @@ def throughput(args, tmp: Path, data: Path, texts: list[str], words: int) -> Non
             models, ("local",) + (() if args.skip_ray else ("ray",)), args.engines)):
         secs, rep = run_job(args, runner, data, tmp / f"job-{k}-{runner}-{engine}", engine, model)
         extra = f", {args.actors} actors x {args.cpus_per_actor} CPU" if runner == "ray" else ""
-        which = f"{Path(model).name}, " if len(models) > 1 else ""
+        name = Path(model).name if Path(model).name != "best" else "/".join(Path(model).parts[-2:])  # runs/x/best
+        which = f"{name}, " if len(models) > 1 else ""
         rows.append((f"job, {which}runner={runner}, engine={engine} ({args.device}, {args.dtype}{extra})", secs,
                      rep["entities"], (model, runner, engine)))
     if not args.skip_spacy:
