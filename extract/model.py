@@ -78,7 +78,7 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
     if engine != "torch":
         raise ValueError(f"inference.engine: expected 'torch' or 'onnx', found {engine!r}.")
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoModelForTokenClassification
 
     p = check_model_dir(path)
     from transformers.utils import logging as hf_logging
@@ -92,15 +92,23 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
         model = AutoModelForTokenClassification.from_pretrained(
             str(p), use_safetensors=True, trust_remote_code=False, dtype=torch_dtype)
     model.to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{p}: a fast tokenizer (tokenizer.json) is required for character offsets.")
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    settings = {**DEFAULT_SETTINGS, **(getattr(model.config, "ner_settings", None) or {})}
+    tokenizer, labels, settings = tokenizer_labels_settings(p, model.config)
     check_casing_input(model, settings, p)
     from extract.identity import model_id
 
     return Loaded(model, tokenizer, labels, settings, device, torch_dtype, model_id(p))
+
+
+def tokenizer_labels_settings(p: Path, config) -> tuple[Any, list[str], dict]:
+    """What every engine reads beside the weights: the fast tokenizer, the label names in id order
+    and ``ner_settings`` over the defaults."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{p}: a fast tokenizer (tokenizer.json) is required for character offsets.")
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    return tokenizer, labels, {**DEFAULT_SETTINGS, **(getattr(config, "ner_settings", None) or {})}
 
 
 def check_tokenizer(path: Path) -> None:

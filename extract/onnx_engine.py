@@ -192,19 +192,14 @@ def check_onnx(model_dir: str | Path) -> Path:
 def load_onnx(path: str | Path, threads: int = 0):
     """A ``Loaded`` whose forward pass is an ONNX Runtime session: no torch model is built, the
     tokenizer, labels and ner_settings come from the same files as ``extract.model.load``'s."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     from extract.identity import model_id
-    from extract.model import DEFAULT_SETTINGS, Loaded, check_model_dir
+    from extract.model import Loaded, check_model_dir, tokenizer_labels_settings
 
     p = check_model_dir(path)
     session = open_session(check_onnx(p), threads)
-    config = AutoConfig.from_pretrained(str(p), trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(p), trust_remote_code=False)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{p}: a fast tokenizer (tokenizer.json) is required for character offsets.")
-    labels = [config.id2label[i] for i in range(config.num_labels)]
-    settings = {**DEFAULT_SETTINGS, **(getattr(config, "ner_settings", None) or {})}
+    tokenizer, labels, settings = tokenizer_labels_settings(p, AutoConfig.from_pretrained(str(p), trust_remote_code=False))
     return Loaded(None, tokenizer, labels, settings, "cpu", "fp32", model_id(p), engine="onnx", session=session)
 
 

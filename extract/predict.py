@@ -47,47 +47,41 @@ def token_budget_batches(lengths: Sequence[int], batch_size: int, batch_tokens: 
 
 def run_windows(loaded: Loaded, pieces: list[tuple[np.ndarray, np.ndarray]], batch_size: int,
                 batch_tokens: int = 0) -> list[np.ndarray]:
-    """Logits (window_len, n_labels) float32 for each (ids, casing) window, in input order."""
-    if loaded.engine == "onnx":
-        return _run_windows_onnx(loaded, pieces, batch_size, batch_tokens)
-    import torch
-
+    """Logits (window_len, n_labels) float32 for each (ids, casing) window, in input order. The
+    engine (torch or ONNX Runtime) only changes the forward pass; batches and arrays are the same."""
     tok = loaded.tokenizer
-    out: list[np.ndarray] = [np.empty(0)] * len(pieces)
-    use_casing = bool(loaded.settings.get("casing", True))
-    cuda = loaded.device == "cuda"
-    autocast = cuda and loaded.dtype != torch.float32
-    budget = batch_tokens or batch_size * (int(loaded.settings["max_length"]) + 2)
-    with torch.inference_mode():
-        for idx in token_budget_batches([len(p[0]) for p in pieces], batch_size, budget):
-            arrays = batch_tensors([pieces[i] for i in idx], tok.cls_token_id, tok.sep_token_id,
-                                   tok.pad_token_id, use_casing)
-            # On a GPU: pinned host memory and non-blocking copies overlap the transfer with work.
-            feed = {k: (torch.from_numpy(v).pin_memory().to(loaded.device, non_blocking=True) if cuda
-                        else torch.from_numpy(v)) for k, v in arrays.items()}
-            with torch.autocast("cuda", dtype=loaded.dtype, enabled=autocast):
-                logits = loaded.model(**feed).logits.float().cpu().numpy()
-            for row, i in enumerate(idx):
-                out[i] = logits[row, 1:len(pieces[i][0]) + 1]
-    return out
-
-
-def _run_windows_onnx(loaded: Loaded, pieces: list[tuple[np.ndarray, np.ndarray]], batch_size: int,
-                      batch_tokens: int) -> list[np.ndarray]:
-    """``run_windows`` with ONNX Runtime: the same batches, the same arrays, no torch."""
-    from extract.onnx_engine import run_logits
-
-    tok = loaded.tokenizer
+    forward = _onnx_forward(loaded) if loaded.engine == "onnx" else _torch_forward(loaded)
     out: list[np.ndarray] = [np.empty(0)] * len(pieces)
     use_casing = bool(loaded.settings.get("casing", True))
     budget = batch_tokens or batch_size * (int(loaded.settings["max_length"]) + 2)
     for idx in token_budget_batches([len(p[0]) for p in pieces], batch_size, budget):
-        arrays = batch_tensors([pieces[i] for i in idx], tok.cls_token_id, tok.sep_token_id, tok.pad_token_id,
-                               use_casing)
-        logits = run_logits(loaded.session, arrays)
+        arrays = batch_tensors([pieces[i] for i in idx], tok.cls_token_id, tok.sep_token_id,
+                               tok.pad_token_id, use_casing)
+        logits = forward(arrays)
         for row, i in enumerate(idx):
             out[i] = logits[row, 1:len(pieces[i][0]) + 1]
     return out
+
+
+def _torch_forward(loaded: Loaded):
+    import torch
+
+    cuda = loaded.device == "cuda"
+    autocast = cuda and loaded.dtype != torch.float32
+
+    def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        # On a GPU: pinned host memory and non-blocking copies overlap the transfer with work.
+        feed = {k: (torch.from_numpy(v).pin_memory().to(loaded.device, non_blocking=True) if cuda
+                    else torch.from_numpy(v)) for k, v in arrays.items()}
+        with torch.inference_mode(), torch.autocast("cuda", dtype=loaded.dtype, enabled=autocast):
+            return loaded.model(**feed).logits.float().cpu().numpy()
+    return forward
+
+
+def _onnx_forward(loaded: Loaded):
+    from extract.onnx_engine import run_logits
+
+    return lambda arrays: run_logits(loaded.session, arrays)
 
 
 @dataclass

@@ -66,37 +66,21 @@ def trained_context(model: Path) -> str:
     return data.get("context") or "document"
 
 
-def sentences_and_texts(dev: Path, context: str, limit: int):
-    from training.conll import doc_text, read_conll, units
+def run_engine(loaded, docs, context: str, batch_size: int) -> dict:
+    """training.evaluate's own prediction and scoring path, keeping the window logits for the diff."""
+    from extract.predict import combine, forward_docs, window_text
+    from training.evaluate import predict_conll
 
-    docs = read_conll(dev)[:limit or None]
-    us = units(docs, context)
-    rows = [doc_text(u) for u in us]
-    return us, rows
+    s, logits = loaded.settings, []
 
+    def predict(texts):
+        wins = [window_text(t, loaded.tokenizer, int(s["max_length"]), int(s["stride"])) for t in texts]
+        per_doc = forward_docs(loaded, wins, batch_size)
+        logits.extend(x for doc in per_doc for x in doc)
+        return [combine(w, lg, len(loaded.labels), float(s.get("temperature", 1.0))) for w, lg in zip(wins, per_doc)]
 
-def run_engine(loaded, us, rows, batch_size: int) -> dict:
-    """Forward + combine + decode every unit; sentence tag lists, window logits, seconds."""
-    from extract.predict import combine, decode, forward_docs, window_text
-    from training.align import spans_to_token_tags
-
-    s = loaded.settings
-    t0 = time.perf_counter()
-    wins = [window_text(text, loaded.tokenizer, int(s["max_length"]), int(s["stride"])) for text, *_ in rows]
-    logits = forward_docs(loaded, wins, batch_size)
-    temperature = float(s.get("temperature", 1.0))
-    preds = []
-    for w, lg, (text, starts, ends, _) in zip(wins, logits, rows):
-        probs = combine(w, lg, len(loaded.labels), temperature)
-        preds.append(spans_to_token_tags(decode(probs, text, loaded.labels, s.get("repair", "drop")), starts, ends))
-    seconds = time.perf_counter() - t0
-    y_true, y_pred = [], []
-    for unit, (_, _, _, gold), pred in zip(us, rows, preds):
-        k = 0
-        for sent in unit:
-            n = len(sent.tokens)
-            y_true.append(gold[k:k + n]); y_pred.append(pred[k:k + n]); k += n
-    return {"y_true": y_true, "y_pred": y_pred, "logits": [x for doc in logits for x in doc], "seconds": seconds}
+    y_true, y_pred, words, seconds = predict_conll(loaded, docs, context, batch_size, predict)
+    return {"y_true": y_true, "y_pred": y_pred, "logits": logits, "words": words, "seconds": seconds}
 
 
 def entity_set(y_pred) -> set:
@@ -143,8 +127,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.context = args.context or trained_context(Path(args.model))
-    us, rows = sentences_and_texts(Path(args.dev), args.context, args.limit_docs)
-    words = sum(len(r[3]) for r in rows)
+    from training.conll import read_conll
+
+    docs = read_conll(Path(args.dev))[:args.limit_docs or None]
     with tempfile.TemporaryDirectory(prefix="onnx_check_") as tmp:
         model = onnx_model_dir(Path(args.model), args.in_place, Path(tmp), args.threads)
         pt = load(model, "cpu", "fp32", args.threads)
@@ -154,9 +139,10 @@ def main() -> None:
             q = quantize_int8(model / ONNX_FILE, Path(tmp) / "model.int8.onnx")
             engines["onnx int8 (dynamic, per-channel)"] = dataclasses.replace(ox, session=open_session(q, args.threads))
         for loaded in engines.values():  # warm-up outside the timing: first runs allocate
-            run_engine(loaded, us[:1], rows[:1], args.batch_size)
-        results = {name: run_engine(loaded, us, rows, args.batch_size) for name, loaded in engines.items()}
-    print(f"\n{Path(args.model)}: {len(rows):,} {args.context}s of {args.dev} ({words:,} words), "
+            run_engine(loaded, docs[:1], args.context, args.batch_size)
+        results = {name: run_engine(loaded, docs, args.context, args.batch_size) for name, loaded in engines.items()}
+    words = results["torch fp32"]["words"]
+    print(f"\n{Path(args.model)}: {len(docs):,} documents of {args.dev} ({words:,} words, as {args.context}s), "
           f"{args.threads} threads, batch {args.batch_size}, load average {os.getloadavg()[0]:.2f}; one run each\n")
     print(table(results, words))
 

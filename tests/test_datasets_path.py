@@ -18,6 +18,25 @@ FIXTURE = Path(__file__).parent / "fixtures" / "tiny_conll.txt"
 LABELS = bio_labels(("PER", "LOC", "ORG", "MISC"))
 
 
+def read_silver(paths, labels):
+    """The list path the datasets path replaced, as the reference: every document of every part in
+    file order, in memory (texts, word starts, student-order distributions)."""
+    import json
+
+    from training.silver import _files, label_order, student_probs
+
+    texts, starts, probs = [], [], []
+    for f in _files(paths):
+        table = pq.read_table(f)
+        theirs = json.loads(table.schema.metadata[b"labels"])
+        order = label_order(theirs, labels, f)
+        for row in table.to_pylist():
+            texts.append(row["text"])
+            starts.append(np.asarray(row["word_start"], dtype=np.int64))
+            probs.append(student_probs(row["probs"], len(row["word_start"]), len(theirs), order))
+    return texts, starts, probs
+
+
 def fake_docs(n: int, seed: int = 0):
     """n documents of tiny-vocab words (some capitalised, some long enough for several windows)."""
     rng = np.random.default_rng(seed)
@@ -73,7 +92,6 @@ def assert_same(a, b):
 
 def test_datasets_path_gives_the_windows_of_the_list_path(tmp_path):
     from training.examples import silver_examples
-    from training.silver import read_silver
 
     silver = write_silver(tmp_path / "silver", 12)
     texts, starts, probs = read_silver([str(silver)], LABELS)
@@ -215,7 +233,6 @@ def test_hub_name_goes_through_load_dataset(tmp_path, monkeypatch):
     assert seen == ["acme/silver-news"]
     assert logs[0].startswith("silver: 6 docs sampled of 6")
     from training.examples import silver_examples
-    from training.silver import read_silver
 
     texts, starts, probs = read_silver([str(tmp_path / "acme/silver-news/data/train-00000-of-00001.parquet")], LABELS)
     assert_same(list(got), silver_examples(texts, starts, probs, tiny_tokenizer(), 32, 8))

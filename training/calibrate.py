@@ -204,14 +204,6 @@ Fit = Callable[[Outcomes], Any]
 Apply = Callable[[Outcomes, Any], np.ndarray]
 
 
-def _map_rule_fit(o: Outcomes) -> list[float] | None:
-    return fit_score_map(o)
-
-
-def _map_rule_apply(o: Outcomes, params: list[float] | None) -> np.ndarray:
-    return o.scores(params)
-
-
 @dataclass
 class RuleResult:
     """A rule fitted on all of dev (in-sample) and 2-fold cross-fitted, next to T=1 products."""
@@ -273,7 +265,7 @@ def calibrate(loaded: Loaded, docs: list[Document], context: str) -> dict:
     plain product) unless the map lowers the cross-fitted entity log loss."""
     data = dev_predictions(loaded, docs, context)
     labels, repair = loaded.labels, loaded.settings.get("repair", "drop")
-    r = evaluate_rule(data, labels, repair, _map_rule_fit, _map_rule_apply)
+    r = evaluate_rule(data, labels, repair, fit_score_map, Outcomes.scores)
     co = r.crossfit_outcomes
     loss_t, loss_map = log_loss(r.crossfit_temperature_only, co.correct), log_loss(r.crossfit, co.correct)
     use_map = r.params is not None and loss_map < loss_t

@@ -212,7 +212,24 @@ def _window_maker(label_sets, tokenizer, max_length: int, stride: int, calls: li
     return make
 
 
-class ArrowWindows(Sequence):
+class _Indexed(Sequence):
+    """Python sequence indexing (negative indices, slices, IndexError) over ``_at(0 <= i < len)``."""
+
+    def _at(self, i: int) -> Example:
+        raise NotImplementedError
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._at(i)
+
+
+class ArrowWindows(_Indexed):
     """Training windows read on demand from a memory-mapped Arrow dataset, as ``Example`` objects."""
 
     def __init__(self, dataset, n_labels: int, cache_hit: Optional[bool] = None):
@@ -230,14 +247,7 @@ class ArrowWindows(Sequence):
                        np.asarray(row["soft"], dtype=np.float32).reshape(-1, self.n_labels),
                        np.asarray(row["soft_mask"], dtype=bool))
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _at(self, i: int) -> Example:
         return self._example(self._rows[i])
 
     def __iter__(self) -> Iterator[Example]:
@@ -246,7 +256,7 @@ class ArrowWindows(Sequence):
                 yield self._example({k: v[j] for k, v in batch.items()})
 
 
-class Examples(Sequence):
+class Examples(_Indexed):
     """Gold lists and Arrow-backed silver windows in one indexable sequence (what ``fit`` batches)."""
 
     def __init__(self, first: Sequence[Example] = ()):
@@ -263,14 +273,7 @@ class Examples(Sequence):
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+    def _at(self, i: int) -> Example:
         p = bisect.bisect_right(self._ends, i)
         return self.parts[p][i - (self._ends[p - 1] if p else 0)]
 

@@ -8,7 +8,6 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 SCHEMA = pa.schema([
     ("doc_id", pa.string()),
@@ -56,23 +55,3 @@ def student_probs(flat, n_words: int, n_theirs: int, order: Sequence[int]) -> np
     p = np.asarray(flat, dtype=np.float32).reshape(n_words, n_theirs)[:, order]
     p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-9)
     return p
-
-
-def read_silver(paths: Sequence[str], labels: Sequence[str], max_docs: int = 0):
-    """Texts, word starts and (n_words, n_labels) float32 distributions in the student's label order.
-
-    The first ``max_docs`` documents in file order, all in memory: distillation reads silver through
-    ``training.datasets_io.silver_windows`` instead (Arrow, seeded sample, cached windows).
-    """
-    texts, starts, probs = [], [], []
-    for f in _files(paths):
-        table = pq.read_table(f)
-        theirs = json.loads(table.schema.metadata[b"labels"])
-        order = label_order(theirs, labels, f)
-        for row in table.to_pylist():
-            texts.append(row["text"])
-            starts.append(np.asarray(row["word_start"], dtype=np.int64))
-            probs.append(student_probs(row["probs"], len(row["word_start"]), len(theirs), order))
-            if max_docs and len(texts) >= max_docs:
-                return texts, starts, probs
-    return texts, starts, probs
