@@ -30,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "review":
         return _review(args)
 
-    from extract.config import ConfigError, load
-    from extract.job_config import ExtractConfig
+    from extract.core.config import ConfigError, load
+    from extract.core.job_config import ExtractConfig
 
     try:
         cfg = load(ExtractConfig, args.config, args.set)
-        from extract.job import run
+        from extract.job.driver import run
 
         report = run(cfg, overwrite=args.overwrite)
     except ConfigError as exc:
@@ -85,7 +85,7 @@ def _add_review(sub) -> None:
 
 
 def _review(args) -> int:
-    from extract.review import ReviewError, review
+    from extract.monitor.review import ReviewError, review
 
     try:
         facts = review(args.out, args.n, args.strategy, args.seed, args.teacher, args.dest, args.pool)
@@ -117,14 +117,14 @@ def _add_report_show(sub) -> None:
 
 
 def _report_show(args) -> int:
-    from extract.config import ConfigError
+    from extract.core.config import ConfigError
 
     try:
         if args.cmd == "report":
-            from extract import run_report
+            from extract.monitor import run_report
 
             return run_report.main(args.out, args.reference, args.html_out)
-        from extract import show
+        from extract.monitor import show
 
         return show.main(args.out, args.ids, args.sample, args.seed, args.html_out)
     except (ConfigError, FileNotFoundError) as exc:
@@ -148,8 +148,8 @@ def _add_quality(sub) -> None:
 
 
 def _quality(args) -> int:
-    from extract import quality
-    from extract.review import ReviewError
+    from extract.monitor import quality
+    from extract.monitor.review import ReviewError
 
     try:
         return quality.main(args.out, args.export, args.history, args.predicted, args.strategy)
@@ -168,8 +168,8 @@ def _add_export_onnx(sub) -> None:
 
 
 def _export_onnx(args) -> int:
-    from extract.model import check_model_dir
-    from extract.onnx_engine import OnnxModelError, export_onnx
+    from extract.model.load import check_model_dir
+    from extract.model.onnx import OnnxModelError, export_onnx
 
     try:
         check_model_dir(args.model_dir)

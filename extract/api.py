@@ -51,7 +51,7 @@ class Extractor:
                         funnel: str | None = "capitalised-or-digit", engine: str = "torch") -> "Extractor":
         """``labels=None`` keeps every type the model knows (MISC included); ``engine="onnx"`` runs the
         forward pass in ONNX Runtime from PATH/model.onnx (`python -m extract export-onnx PATH`)."""
-        from extract.model import load
+        from extract.model.load import load
 
         return cls(load(path, device, dtype, threads, engine), labels, min_score, batch_size, funnel=funnel)
 
@@ -72,8 +72,8 @@ class Extractor:
             yield from self._run(chunk)
 
     def _run(self, texts: list[str]) -> list[list[Entity]]:
-        from extract.predict import combine, decode, forward_docs, window_text
-        from extract.sanitize import sanitize
+        from extract.model.predict import combine, decode, forward_docs, window_text
+        from extract.text.sanitize import sanitize
 
         s = self.loaded.settings
         clean = [sanitize(t)[0] for t in texts]  # same length: offsets index the caller's text

@@ -71,9 +71,9 @@ def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch", mo
 
 def run_job(args, runner: str, data: Path, out: Path, engine: str = "torch", model: str = "") -> tuple[float, dict]:
     """One whole job into a new folder (never --overwrite)."""
-    from extract.config import load
-    from extract.job import run
-    from extract.job_config import ExtractConfig
+    from extract.core.config import load
+    from extract.job.driver import run
+    from extract.core.job_config import ExtractConfig
 
     cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", job_sets(args, data, out, runner, engine, model))
     t0 = time.perf_counter()
@@ -119,10 +119,10 @@ def stages_child(p: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from extract.config import load
-    from extract.entity_processor import ShardProcessor
-    from extract.job_config import ExtractConfig
-    from extract.readers import plan
+    from extract.core.config import load
+    from extract.job.entities import ShardProcessor
+    from extract.core.job_config import ExtractConfig
+    from extract.io.readers import plan
 
     cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", p["sets"])
     proc = ShardProcessor(cfg, cfg.output.path, load_model=False)
@@ -141,8 +141,8 @@ def planning_child(p: dict) -> dict:
     """Plan one file (or, with no file, only import the same modules: the baseline)."""
     import resource
 
-    from extract.job_config import InputConfig
-    from extract.readers import plan, probe_columns
+    from extract.core.job_config import InputConfig
+    from extract.io.readers import plan, probe_columns
 
     out = {}
     if p["file"]:
@@ -175,7 +175,7 @@ def throughput(args, tmp: Path, data: Path, texts: list[str], words: int) -> Non
     # The driver's imports happen before any timing, alike for both runners (Ray's workers pay their own).
     from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: F401
 
-    import extract.job  # noqa: F401
+    import extract.job.driver  # noqa: F401
     if not args.skip_ray:
         import ray.data  # noqa: F401
     rows = []  # (name, seconds, entities, (model, runner, engine))
@@ -279,7 +279,7 @@ def main() -> None:
         print(json.dumps((stages_child if task == "stages" else planning_child)(json.loads(params))))
         return
     if "onnx" in args.engines and not args.skip_throughput:
-        from extract.onnx_engine import check_onnx
+        from extract.model.onnx import check_onnx
 
         for m in args.models or [args.model]:
             check_onnx(m)  # before any timing: a missing or stale model.onnx names the export command

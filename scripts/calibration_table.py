@@ -88,7 +88,7 @@ def main() -> None:
 
     import torch
 
-    from extract.model import load
+    from extract.model.load import load
     from training.conll import read_conll
 
     torch.set_num_threads(args.threads)

@@ -38,7 +38,7 @@ def chat(n: int, seed: int = 0) -> list[str]:
 
 
 def measure(loaded, texts: list[str], funnel: str | None) -> tuple[float, int, float]:
-    from extract.predict import decode, predict_probs, window_text
+    from extract.model.predict import decode, predict_probs, window_text
 
     s = loaded.settings
     docs = [window_text(t, loaded.tokenizer, int(s["max_length"]), int(s["stride"]), funnel) for t in texts]
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=2000)
     ap.add_argument("--chat", type=int, default=500)
     args = ap.parse_args()
-    from extract.model import load
+    from extract.model.load import load
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded
 

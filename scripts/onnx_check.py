@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def onnx_model_dir(model: Path, in_place: bool, tmp: Path, threads: int) -> Path:
     """A dir with ``model``'s files and a model.onnx that matches its weights."""
-    from extract.onnx_engine import OnnxModelError, check_onnx, export_onnx
+    from extract.model.onnx import OnnxModelError, check_onnx, export_onnx
 
     try:
         check_onnx(model)
@@ -68,7 +68,7 @@ def trained_context(model: Path) -> str:
 
 def run_engine(loaded, docs, context: str, batch_size: int) -> dict:
     """training.evaluate's own prediction and scoring path, keeping the window logits for the diff."""
-    from extract.predict import combine, forward_docs, window_text
+    from extract.model.predict import combine, forward_docs, window_text
     from training.evaluate import predict_conll
 
     s, logits = loaded.settings, []
@@ -122,8 +122,8 @@ def main() -> None:
 
     import torch
 
-    from extract.model import load
-    from extract.onnx_engine import ONNX_FILE, open_session
+    from extract.model.load import load
+    from extract.model.onnx import ONNX_FILE, open_session
 
     torch.set_num_threads(args.threads)
     args.context = args.context or trained_context(Path(args.model))

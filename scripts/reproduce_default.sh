@@ -22,7 +22,7 @@ if [ ! -f runs/v01_student/model.safetensors ]; then
   done
 fi
 for m in runs/teacher_mpnet/best runs/v01_student; do
-  python -c "from extract.onnx_engine import check_onnx; check_onnx('$m')" 2>/dev/null || python -m extract export-onnx "$m"
+  python -c "from extract.model.onnx import check_onnx; check_onnx('$m')" 2>/dev/null || python -m extract export-onnx "$m"
 done
 python -m training label --config configs/label_mpnet.yaml
 python -m training distill --config configs/distill_mpnet.yaml

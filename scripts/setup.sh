@@ -16,7 +16,7 @@ fi
 # The released model's ONNX graph (inference.engine: onnx) is derived from its safetensors, so it is
 # not kept in git (70 MB fp32): export it once here (~10 s), and again if the weights changed.
 python - <<'PY'
-from extract.onnx_engine import OnnxModelError, check_onnx, export_onnx
+from extract.model.onnx import OnnxModelError, check_onnx, export_onnx
 try:
     check_onnx("data/models/default")
 except OnnxModelError:

@@ -15,7 +15,7 @@ def as_line(source: str) -> str:
     if "@" not in source:
         return source
     path, offset = source.rsplit("@", 1)
-    from extract.sources import compression_of, open_binary
+    from extract.io.sources import compression_of, open_binary
 
     with open_binary(path, compression_of(path)) as f:
         head = f.read(int(offset))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extract.labels import bio_labels
-from extract.predict import DocProbs, decode, mapped_score
+from extract.text.labels import bio_labels
+from extract.model.predict import DocProbs, decode, mapped_score
 from training.calibrate import BUCKETS, Outcomes, by_length, ece, fit_score_map, length_buckets
 
 LABELS = bio_labels()
@@ -103,7 +103,7 @@ def test_decode_applies_the_score_map_as_calibration_fits_it():
 
 
 def test_score_map_round_trips_through_config_json_and_load(tmp_path):
-    from extract.model import load
+    from extract.model.load import load
     from tiny import make_tiny_model
 
     score_map = [-1.257, 1.244, 1.417]
@@ -113,9 +113,9 @@ def test_score_map_round_trips_through_config_json_and_load(tmp_path):
 
 
 def _batch_job_scores(model_dir: Path, text: str) -> list[float]:
-    from extract.entity_processor import ShardProcessor
-    from extract.job_config import ExtractConfig, ModelConfig
-    from extract.readers import Record
+    from extract.job.entities import ShardProcessor
+    from extract.core.job_config import ExtractConfig, ModelConfig
+    from extract.io.readers import Record
 
     cfg = ExtractConfig(runner="local", model=ModelConfig(path=str(model_dir), labels=("PER", "LOC", "ORG", "MISC")))
     proc = ShardProcessor(cfg, "unused", threads=1)
@@ -125,8 +125,8 @@ def _batch_job_scores(model_dir: Path, text: str) -> list[float]:
 
 
 def test_a_model_without_score_map_scores_as_before_in_the_batch_job(tiny_model_dir):
-    from extract.model import load
-    from extract.predict import predict_probs
+    from extract.model.load import load
+    from extract.model.predict import predict_probs
 
     text = "John Smith of New York Bank said in Germany the bank of new york said john smith"
     loaded = load(tiny_model_dir, "cpu", "fp32", 1)
@@ -147,8 +147,8 @@ def test_the_batch_job_applies_a_stored_score_map(tmp_path):
     plain = make_tiny_model(tmp_path / "plain", seed=4)
     mapped = make_tiny_model(tmp_path / "mapped", seed=4, settings={"score_map": score_map})
     base = _batch_job_scores(plain, text)
-    from extract.model import load
-    from extract.predict import predict_probs
+    from extract.model.load import load
+    from extract.model.predict import predict_probs
 
     loaded = load(plain, "cpu", "fp32", 1)
     probs = predict_probs(loaded, [text])[0]
@@ -161,7 +161,7 @@ def test_the_batch_job_applies_a_stored_score_map(tmp_path):
 
 
 def test_calibrate_reports_ece_by_length_end_to_end(tiny_model_dir):
-    from extract.model import load
+    from extract.model.load import load
     from training.calibrate import calibrate
     from training.conll import read_conll
 

@@ -1,4 +1,4 @@
-from extract.casing import DIGIT, LOWER, MIXED, OTHER, TITLE, UPPER, casing_ids, shape_of
+from extract.text.casing import DIGIT, LOWER, MIXED, OTHER, TITLE, UPPER, casing_ids, shape_of
 
 
 def test_shapes():

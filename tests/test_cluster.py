@@ -42,7 +42,7 @@ def _run(cmd: list[str], timeout: float, **kw) -> tuple[int, str]:
 def test_job_on_a_three_node_cluster_survives_a_killed_worker_node(tiny_model_dir, tmp_path):
     import pyarrow.parquet as pq
 
-    from extract.job_config import InputConfig
+    from extract.core.job_config import InputConfig
 
     n = 2000
     corpus = tmp_path / "corpus.jsonl"
@@ -72,7 +72,7 @@ PROBES = r'''
 import json, os, sys, traceback
 import ray
 from ray.cluster_utils import Cluster
-from extract.runner_ray import check_output_visible
+from extract.job.runner_ray import check_output_visible
 
 base = sys.argv[1]
 results = {}
@@ -158,7 +158,7 @@ def test_output_folder_not_shared_by_every_node_is_refused(tmp_path):
 
 @pytest.mark.ray
 def test_output_check_is_a_no_op_on_one_node(ray_local, tmp_path):
-    from extract.runner_ray import check_output_visible
+    from extract.job.runner_ray import check_output_visible
 
     check_output_visible(str(tmp_path / "out"))
     check_output_visible("s3://bucket/x")

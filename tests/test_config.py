@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from extract.config import ConfigError, apply_overrides, from_dict, load
-from extract.job_config import ExtractConfig
+from extract.core.config import ConfigError, apply_overrides, from_dict, load
+from extract.core.job_config import ExtractConfig
 from training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def test_every_config_in_configs_loads(path, monkeypatch, tiny_model_dir, tmp_pa
         if (yaml.safe_load(path.read_text()).get("inference") or {}).get("engine") == "onnx":
             import shutil
 
-            from extract.onnx_engine import export_onnx
+            from extract.model.onnx import export_onnx
 
             teacher = shutil.copytree(tiny_model_dir, tmp_path / "teacher")  # the fixture stays torch-only
             export_onnx(teacher)
@@ -300,7 +300,7 @@ def test_spacy_label_map_keeps_strings(tmp_path):
 
 def test_loaded_config_has_plain_types(tmp_path):
     """No loader-internal str subclasses leak out: the config dumps with yaml.safe_dump."""
-    from extract.config import dump_yaml
+    from extract.core.config import dump_yaml
 
     cfg = _extract("input.id_column='x'", "ray.address='h:1'", path=ROOT / "configs" / "extract.yaml")
     dump_yaml(cfg, tmp_path / "out.yaml")

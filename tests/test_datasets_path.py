@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from tiny import WORDS, tiny_tokenizer
 
-from extract.labels import bio_labels
+from extract.text.labels import bio_labels
 from training.silver import silver_table
 
 pytest.importorskip("datasets")
@@ -248,7 +248,7 @@ def test_missing_hub_name_passes_validation_and_fails_clearly_at_load(tmp_path, 
     assert not looks_like_hub_id("a/b/c") and not looks_like_hub_id("/abs/path")
     TrainConfig(data=DataConfig(train=str(FIXTURE), dev=str(FIXTURE), silver=("acme/no-such-set",)),
                 distill=DistillConfig()).validate()
-    from extract.config import ConfigError
+    from extract.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="not found: runs/typo"):
         TrainConfig(data=DataConfig(train=str(FIXTURE), dev=str(FIXTURE), silver=("runs/typo",)),

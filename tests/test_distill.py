@@ -73,8 +73,8 @@ def test_label_cli_writes_silver_whose_offsets_slice_the_text(tmp_path, teachers
 
 
 def test_ensemble_averages_teacher_probabilities(teachers):
-    from extract.model import load
-    from extract.predict import predict_probs
+    from extract.model.load import load
+    from extract.model.predict import predict_probs
     from training.teachers import Ensemble, TeacherConfig
 
     texts = [TEXTS["a"], TEXTS["b"]]
@@ -114,8 +114,8 @@ def test_spacy_backend_maps_labels(ruler_pipeline):
 
 
 def test_spacy_combines_with_models_on_the_model_word_grid(teachers, ruler_pipeline):
-    from extract.model import load
-    from extract.predict import predict_probs
+    from extract.model.load import load
+    from extract.model.predict import predict_probs
     from training.teachers import Ensemble, SpacyTeacher, TeacherConfig
 
     text = "John Smith flew to Germany ."
@@ -215,7 +215,7 @@ def test_a_student_starts_in_fp32_from_a_released_fp16_model(tmp_path):
     import transformers
     from safetensors import safe_open
 
-    from extract.labels import bio_labels
+    from extract.text.labels import bio_labels
     from training.config import DistillConfig, ModelConfig, TrainConfig
     from training.modeling import build
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from extract.__main__ import main
-from extract import schema
+from extract.core import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"

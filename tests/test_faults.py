@@ -84,7 +84,7 @@ def test_killed_driver_reruns_to_the_same_tables(tiny_model_dir, tmp_path, runne
 
 def test_an_exception_for_one_record_becomes_its_error_row(tiny_model_dir, tmp_path, monkeypatch):
     """Tokenising, predicting or decoding fails for one record: that record errs, its shard completes."""
-    import extract.predict as predict
+    import extract.model.predict as predict
     from test_extract import run_cli
 
     real_window, real_forward, real_decode = predict.window_text, predict.forward_docs, predict.decode

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from extract import fs
+from extract.core import fs
 from s3server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures)
 
 TREE = {  # relative path -> content

@@ -11,8 +11,8 @@ import pytest
 from corpus import SMALL_TEXTS, run_small_job
 import yaml
 
-from extract import schema
-from extract.labels import bio_labels
+from extract.core import schema
+from extract.text.labels import bio_labels
 from training.__main__ import main as training_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def job_entities(out: Path) -> list[dict]:
 
 
 def test_spans_to_word_distributions_with_threshold():
-    from extract.windows import encode
+    from extract.text.windows import encode
     from tiny import tiny_tokenizer
     from training.job_silver import word_distributions
 

@@ -1,7 +1,7 @@
 import pytest
 
-from extract import labels as bio
-from extract.labels import Span
+from extract.text import labels as bio
+from extract.text.labels import Span
 
 
 def test_label_order():

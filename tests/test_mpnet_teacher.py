@@ -122,7 +122,7 @@ def tiny_mpnet_dir(tmp_path_factory) -> Path:
 
 
 def _build(backbone: Path, tmp_path: Path):
-    from extract.labels import bio_labels
+    from extract.text.labels import bio_labels
     from training import modeling
     from training.config import ModelConfig, RunConfig, TrainConfig
 
@@ -132,8 +132,8 @@ def _build(backbone: Path, tmp_path: Path):
 
 
 def _batch(tokenizer, texts):
-    from extract.model import batch_tensors
-    from extract.windows import encode
+    from extract.model.load import batch_tensors
+    from extract.text.windows import encode
 
     encs = [encode(t, tokenizer) for t in texts]
     arrays = batch_tensors([(e.ids, e.casing) for e in encs], tokenizer.cls_token_id, tokenizer.sep_token_id,
@@ -179,8 +179,8 @@ def _train_step(model, feed, lr=0.05):
 def test_casing_is_trained_saved_and_loaded_by_the_batch_job(tiny_mpnet_dir, tmp_path, capfd):
     from safetensors import safe_open
 
-    from extract.model import load
-    from extract.predict import predict_probs, run_windows
+    from extract.model.load import load
+    from extract.model.predict import predict_probs, run_windows
     from training.checkpoint import save_model_dir
 
     model, tok = _build(tiny_mpnet_dir, tmp_path)
@@ -221,7 +221,7 @@ def test_casing_is_trained_saved_and_loaded_by_the_batch_job(tiny_mpnet_dir, tmp
     assert [p.probs.shape for p in probs] == [(e.n_words, 9) for e in encs]
 
     # A student initialised from this teacher (distill.init_from) keeps its casing table.
-    from extract.labels import bio_labels
+    from extract.text.labels import bio_labels
     from training import modeling
     from training.config import DistillConfig, ModelConfig, TrainConfig
 
@@ -251,7 +251,7 @@ def test_bert_keeps_its_widened_token_type_embedding(tiny_model_dir, tmp_path):
 def test_finetune_cli_with_an_mpnet_backbone_and_resume(tiny_mpnet_dir, tmp_path):
     from test_training import write_config
 
-    from extract.model import load
+    from extract.model.load import load
     from training.__main__ import main
 
     cfg = write_config(tmp_path, tiny_mpnet_dir)

@@ -16,10 +16,10 @@ from test_extract import ROOT, common, run_cli, sorted_entities
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")  # the dynamo exporter's translator
 
-from extract.casing import NUM_CASING_IDS  # noqa: E402
-from extract.model import batch_tensors, load  # noqa: E402
-from extract.onnx_engine import ONNX_FILE, export_onnx, run_logits  # noqa: E402
-from extract.predict import run_windows  # noqa: E402
+from extract.text.casing import NUM_CASING_IDS  # noqa: E402
+from extract.model.load import batch_tensors, load  # noqa: E402
+from extract.model.onnx import ONNX_FILE, export_onnx, run_logits  # noqa: E402
+from extract.model.predict import run_windows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +147,11 @@ def test_export_cli_and_the_torch_path_never_imports_onnxruntime(tiny_model_dir,
     # onnxruntime is a lazy import of extract/onnx_engine.py alone.
     users = [p.relative_to(ROOT).as_posix() for p in (ROOT / "extract").rglob("*.py")
              if "import onnxruntime" in p.read_text(encoding="utf-8")]
-    assert users == ["extract/onnx_engine.py"]
+    assert users == ["extract/model/onnx.py"]
 
 
 def test_an_output_folder_from_before_the_engine_setting_resumes_on_torch_only():
-    from extract.identity import differences
+    from extract.job.identity import differences
 
     before = {"inference.device": "cpu", "inference.dtype": "fp32"}  # _job.json of a v0.1 job
     assert differences(before, {**before, "inference.engine": "torch"}) == []

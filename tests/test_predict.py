@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from extract.labels import bio_labels
-from extract.predict import DocProbs, decode
+from extract.text.labels import bio_labels
+from extract.model.predict import DocProbs, decode
 
 LABELS = bio_labels()
 

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny import WORDS, make_tiny_model, tiny_tokenizer
 
-from extract.labels import bio_labels
-from extract.predict import DocProbs, decode, predict_probs
-from extract.sanitize import sanitize
-from extract.windows import best_window_per_piece, encode, windows
+from extract.text.labels import bio_labels
+from extract.model.predict import DocProbs, decode, predict_probs
+from extract.text.sanitize import sanitize
+from extract.text.windows import best_window_per_piece, encode, windows
 
 LABELS = bio_labels()
 TYPES = {"PER", "LOC", "ORG", "MISC"}
@@ -221,7 +221,7 @@ def test_blank_lines_of_every_convention_split_a_span():
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    from extract.model import load
+    from extract.model.load import load
 
     return load(make_tiny_model(tmp_path_factory.mktemp("tiny_props") / "model"), device="cpu", threads=1)
 

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from extract import sources
-from extract.job_config import InputConfig
-from extract.readers import Record, max_line_bytes, plan, read_shard
+from extract.io import sources
+from extract.core.job_config import InputConfig
+from extract.io.readers import Record, max_line_bytes, plan, read_shard
 
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 BOM = b"\xef\xbb\xbf"

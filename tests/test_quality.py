@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract import schema
+from extract.core import schema
 from extract.__main__ import main
-from extract.quality import wilson
+from extract.monitor.quality import wilson
 
 TEXTS = {"d0": "Alice met Bob in Paris.", "d1": "IBM in Rome", "d2": "Nothing here", "d3": "Bonn", "d9": "Al ok"}
 # the job's entities (d9 is not in the job: its predicted spans come from the task)

@@ -115,9 +115,9 @@ def test_a_broken_tokenizer_fails_before_any_work(tiny_model_dir, tmp_path, caps
 
 @pytest.mark.ray
 def test_worker_that_keeps_dying_stops_the_job_after_max_task_retries(tmp_path, ray_local):
-    from extract.job_config import RayConfig
-    from extract.readers import Shard
-    from extract.runner_ray import run_ray
+    from extract.core.job_config import RayConfig
+    from extract.io.readers import Shard
+    from extract.job.runner_ray import run_ray
 
     log = tmp_path / "calls.log"
 
@@ -151,8 +151,8 @@ def test_worker_that_keeps_dying_stops_the_job_after_max_task_retries(tmp_path, 
 def test_token_auth_is_disabled_only_for_the_embedded_ray(monkeypatch, joins):
     import ray
 
-    from extract import runner_ray
-    from extract.job_config import RayConfig
+    from extract.job import runner_ray
+    from extract.core.job_config import RayConfig
 
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)

@@ -3,8 +3,8 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from extract import schema
-from extract.report import drift, summarize
+from extract.core import schema
+from extract.job.summary import drift, summarize
 
 
 def test_summary_counts_and_drift(tmp_path):

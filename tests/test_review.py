@@ -11,7 +11,7 @@ import pytest
 from corpus import SMALL_TEXTS, run_small_job
 import yaml
 
-from extract import schema
+from extract.core import schema
 from extract.__main__ import main as extract_main
 from training.__main__ import main as training_main
 
@@ -82,7 +82,7 @@ def test_disagreement_ranks_by_jaccard_distance(job, tmp_path, tiny_model_dir):
     scores = [t["data"]["review_score"] for t in tasks]
     assert scores == sorted(scores, reverse=True) and scores[0] > 0
     from extract.api import Extractor
-    from extract.review import jaccard_distance
+    from extract.monitor.review import jaccard_distance
 
     ner = Extractor.from_pretrained(str(other), labels=None)
     ents = entities(job)
@@ -123,7 +123,7 @@ def test_import_fixes_utf16_offsets_and_skips_unreviewed():
 
 def test_word_tags_follow_the_silver_alignment():
     from tiny import tiny_tokenizer
-    from extract.windows import encode
+    from extract.text.windows import encode
     from training.corrections import word_tags_from_spans
 
     text = "Angela Merkel visited U.S. troops."

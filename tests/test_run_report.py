@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract import schema
+from extract.core import schema
 from extract.__main__ import main
-from extract.run_report import psi
+from extract.monitor.run_report import psi
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"

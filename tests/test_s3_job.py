@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_extract import ROOT, SAMPLE, common, run_cli, source_texts
 
-from extract import fs, schema
-from extract.config import ConfigError
-from extract.job_config import InputConfig
+from extract.core import fs, schema
+from extract.core.config import ConfigError
+from extract.core.job_config import InputConfig
 from s3server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures)
 
 SAMPLE_TEXTS = source_texts(SAMPLE)
@@ -48,7 +48,7 @@ def parquet_corpus(n: int = 60) -> tuple[bytes, dict[str, str]]:
 
 
 def read_tables(out: str) -> tuple[pa.Table, pa.Table]:
-    from extract.report import table_of
+    from extract.job.summary import table_of
 
     ents = table_of(fs.join(out, "entities"), schema.ENTITIES.names, schema.ENTITIES)
     docs = table_of(fs.join(out, "docs"), schema.DOCS.names, schema.DOCS)
@@ -145,7 +145,7 @@ def write_mixed_corpus(root: Path) -> None:
 
 
 def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):
-    from extract.readers import InputChanged, plan, read_shard
+    from extract.io.readers import InputChanged, plan, read_shard
 
     local = tmp_path / "corpus"
     write_mixed_corpus(local)
@@ -178,7 +178,7 @@ def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):
 
 
 def test_s3_input_problems_are_config_errors(s3_bucket):
-    from extract.readers import plan
+    from extract.io.readers import plan
 
     with pytest.raises(ConfigError, match=r"input.path: '.*/missing.jsonl' matched no file"):
         plan(input_cfg([fs.join(s3_bucket, "missing.jsonl")]))
@@ -194,7 +194,7 @@ def test_s3_input_problems_are_config_errors(s3_bucket):
 # ---------------------------------------------------------------------------------- output folder
 
 def test_output_folder_on_s3(s3_bucket):
-    from extract.output import MARKER, check_not_inputs, check_output_path, job_entries, prepare
+    from extract.job.output import MARKER, check_not_inputs, check_output_path, job_entries, prepare
 
     bucket = s3_bucket.removeprefix("s3://")
     for raw in ("", "  ", s3_bucket, s3_bucket + "/", s3_bucket + "//", "s3://", "s3:///out"):
@@ -242,9 +242,9 @@ def test_output_folder_on_s3(s3_bucket):
 
 
 def test_duplicates_attempts_and_report_on_s3(s3_bucket):
-    from extract.attempts import Attempts, clear
-    from extract.duplicates import settle
-    from extract.report import summarize
+    from extract.job.attempts import Attempts, clear
+    from extract.job.duplicates import settle
+    from extract.job.summary import summarize
 
     out = fs.join(s3_bucket, "out")
 
@@ -285,9 +285,9 @@ def test_duplicates_attempts_and_report_on_s3(s3_bucket):
 # ------------------------------------------------------------------------------------------- model
 
 def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):
-    from extract import model_files
-    from extract.identity import file_sha256, model_id
-    from extract.model import load
+    from extract.model import files as model_files
+    from extract.job.identity import file_sha256, model_id
+    from extract.model.load import load
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     uri = fs.join(s3_bucket, "models", "model")
@@ -376,7 +376,7 @@ def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_m
 
 
 def test_cli_loads_a_model_from_s3(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):
-    from extract.identity import file_sha256
+    from extract.job.identity import file_sha256
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = fs.join(s3_bucket, "models", "model")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extract import transport
-from extract.predict import Windowed
-from extract.process import Payload
-from extract.readers import Record, Shard
-from extract.windows import Encoded
+from extract.job import transport
+from extract.model.predict import Windowed
+from extract.job.stages import Payload
+from extract.io.readers import Record, Shard
+from extract.text.windows import Encoded
 
 
 def test_payload_round_trip():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from tiny import tiny_tokenizer
 
-from extract.windows import best_window_per_piece, encode, windows
+from extract.text.windows import best_window_per_piece, encode, windows
 
 
 @pytest.fixture(scope="module")

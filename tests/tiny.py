@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from extract.labels import bio_labels
+from extract.text.labels import bio_labels
 
 WORDS = ["the", "of", "in", "and", "said", "reuters", "germany", "john", "smith", "bank", "new", "york"]
 

@@ -57,7 +57,7 @@ def _label_map(text: str) -> dict[str, str]:
 
 
 def _evaluate(args) -> None:
-    from extract.model import load
+    from extract.model.load import load
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded, write_report
 
@@ -75,7 +75,7 @@ def _evaluate(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from extract.config import ConfigError, load
+    from extract.core.config import ConfigError, load
 
     args = _parser().parse_args(argv)
     try:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from extract import labels as bio
+from extract.text import labels as bio
 
 IGNORE = -100
 

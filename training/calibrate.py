@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from extract.model import Loaded
-from extract.predict import _SCORE_EPS, DocProbs, decode, mapped_score, predict_probs
+from extract.model.load import Loaded
+from extract.model.predict import _SCORE_EPS, DocProbs, decode, mapped_score, predict_probs
 from training.align import word_tags
 from training.conll import Document, doc_text, units
 

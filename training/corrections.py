@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from extract.windows import encode, windows
+from extract.text.windows import encode, windows
 from training.align import piece_targets
 from training.examples import Example
 

@@ -171,14 +171,14 @@ def tokenizer_hash(tokenizer) -> str:
 
 def _code_hash() -> str:
     """The windowing/alignment code: a change to it must not reuse windows made by the old code."""
-    import extract.casing
-    import extract.windows
+    import extract.text.casing
+    import extract.text.windows
     import training.align
     import training.examples
     import training.silver
 
     h = hashlib.sha256()
-    for m in (extract.windows, extract.casing, training.align, training.examples, training.silver):
+    for m in (extract.text.windows, extract.text.casing, training.align, training.examples, training.silver):
         h.update(inspect.getsource(m).encode())
     return h.hexdigest()
 

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from extract.windows import encode, windows
+from extract.text.windows import encode, windows
 from training.align import IGNORE, piece_targets, word_tags
 from training.conll import Document, doc_text, units
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from extract.config import dump_yaml, to_dict
-from extract.labels import bio_labels
-from extract.model import Loaded, resolve_device
+from extract.core.config import dump_yaml, to_dict
+from extract.text.labels import bio_labels
+from extract.model.load import Loaded, resolve_device
 from training import modeling
 from training.checkpoint import save_model_dir
 from training.conll import conll_dataset, conll_documents, read_conll

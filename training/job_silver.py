@@ -25,10 +25,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extract import fs, schema
-from extract.report import table_of
-from extract.review import ReviewError, read_texts
-from extract.windows import encode
+from extract.core import fs, schema
+from extract.job.summary import table_of
+from extract.monitor.review import ReviewError, read_texts
+from extract.text.windows import encode
 
 
 def word_distributions(word_starts: np.ndarray, word_ends: np.ndarray, entities: Sequence[dict],

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from extract import fs
-from extract.config import ConfigError, to_dict
-from extract.labels import bio_labels
-from extract.job import JobSpec, drive, write_json
-from extract.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
-from extract.model import check_model_dir
-from extract.process import Outcome, Processor
-from extract.report import summarize
+from extract.core import fs
+from extract.core.config import ConfigError, to_dict
+from extract.text.labels import bio_labels
+from extract.job.driver import JobSpec, drive, write_json
+from extract.core.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
+from extract.model.load import check_model_dir
+from extract.job.stages import Outcome, Processor
+from extract.job.summary import summarize
 from training.silver import silver_table
 from training.teachers import Ensemble, TeacherConfig
 
@@ -38,7 +38,7 @@ class LabelConfig:
             try:
                 check_model_dir(m)
                 if self.inference.engine == "onnx":
-                    from extract.onnx_engine import check_onnx
+                    from extract.model.onnx import check_onnx
 
                     check_onnx(m)
             except (FileNotFoundError, ValueError) as exc:

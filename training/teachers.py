@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from extract.labels import bio_labels
+from extract.text.labels import bio_labels
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def load_spacy(name: str):
 class Ensemble:
     def __init__(self, cfg: TeacherConfig, device: str = "cpu", dtype: str = "fp32", threads: int = 0,
                  engine: str = "torch"):
-        from extract.model import load
+        from extract.model.load import load
 
         self.labels = bio_labels(cfg.types)
         self.hf = [load(m, device, dtype, threads, engine) for m in cfg.models]
@@ -70,7 +70,7 @@ class Ensemble:
 
     def label(self, texts: Sequence[str], batch_size: int = 32) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per text: word starts, word ends, averaged label distributions (n_words, n_labels)."""
-        from extract.predict import predict_probs
+        from extract.model.predict import predict_probs
 
         per_teacher = [predict_probs(t, texts, batch_size) for t in self.hf]
         docs = list(self.nlp.pipe(texts)) if self.nlp is not None else [None] * len(texts)

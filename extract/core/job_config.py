@@ -5,7 +5,7 @@ import codecs
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from extract.config import ConfigError
+from extract.core.config import ConfigError
 
 
 @dataclass(frozen=True)

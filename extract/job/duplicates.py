@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extract import fs, schema
+from extract.core import fs, schema
 
 PREFIX = "duplicate id, first seen at "
 
@@ -50,7 +50,7 @@ def later_duplicates(docs: pa.Table) -> pa.Table:
 def settle(out: str | os.PathLike, data_dirs: tuple[str, ...]) -> int:
     """Apply the policy to finished shards under ``out`` (a local folder or a URI); returns the
     number of duplicate rows."""
-    from extract.report import table_of
+    from extract.job.summary import table_of
 
     out = os.fspath(out)
     docs = table_of(fs.join(out, "docs"), ["doc_id", "status", "shard", "index", "source", "error"], schema.DOCS)

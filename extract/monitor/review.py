@@ -30,9 +30,9 @@ from xml.sax.saxutils import quoteattr
 
 import pyarrow.dataset as pads
 
-from extract import fs, schema
-from extract.job_output import JobOutputError, load_job, read_records
-from extract.sanitize import sanitize
+from extract.core import fs, schema
+from extract.monitor.outputs import JobOutputError, load_job, read_records
+from extract.text.sanitize import sanitize
 
 STRATEGIES = ("lowest-confidence", "disagreement", "random")
 

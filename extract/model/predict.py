@@ -12,9 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from extract import labels as bio
-from extract.model import Loaded, batch_tensors
-from extract.windows import Encoded, best_window_per_piece, encode, windows
+from extract.text import labels as bio
+from extract.model.load import Loaded, batch_tensors
+from extract.text.windows import Encoded, best_window_per_piece, encode, windows
 
 
 @dataclass
@@ -79,7 +79,7 @@ def _torch_forward(loaded: Loaded):
 
 
 def _onnx_forward(loaded: Loaded):
-    from extract.onnx_engine import run_logits
+    from extract.model.onnx import run_logits
 
     return lambda arrays: run_logits(loaded.session, arrays)
 
@@ -106,7 +106,7 @@ def window_text(text: str, tokenizer, max_length: int, stride: int, funnel: str 
     wins = windows(enc.word_ids, max_length - 2, min(stride, max_length - 3))
     keep = None
     if funnel:
-        from extract.funnel import keep_windows
+        from extract.text.funnel import keep_windows
 
         keep = keep_windows(enc.casing, wins, funnel)
     return Windowed(enc, wins, keep)
@@ -137,7 +137,7 @@ def forward_docs(loaded: Loaded, docs: Sequence[Windowed], batch_size: int = 32,
             if doc.runs(k):
                 out[d].append(next(logits))
             else:
-                from extract.funnel import skipped_logits
+                from extract.text.funnel import skipped_logits
 
                 out[d].append(skipped_logits(e - s, len(loaded.labels), loaded.labels.index("O")))
     return out

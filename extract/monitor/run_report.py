@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extract import fs, schema
-from extract.report import error_reasons, table_of, value_counts
+from extract.core import fs, schema
+from extract.job.summary import error_reasons, table_of, value_counts
 
 PSI_WATCH, PSI_DRIFT = 0.1, 0.25
 RATIO_LOW, RATIO_HIGH = 0.5, 2.0
@@ -266,7 +266,7 @@ def compute(out: str, reference: str | None = None) -> dict:
 
 
 def _quality_of(out: str) -> dict | None:
-    from extract import quality
+    from extract.monitor import quality
 
     return quality.load(out)
 
@@ -444,7 +444,7 @@ def render(d: dict) -> str:
                                            rt[l]["flag"]] for l in labels])))
     sections.append(_section("drift", "Drift against the reference", parts, intro))
     if d.get("quality"):
-        from extract.quality import section_html
+        from extract.monitor.quality import section_html
 
         sections.append(section_html(d["quality"]))
 

@@ -23,9 +23,9 @@ import os
 import warnings
 from typing import Any, Iterator
 
-from extract.job_config import RayConfig
-from extract.process import shard_to_json
-from extract.readers import Shard
+from extract.core.job_config import RayConfig
+from extract.job.stages import shard_to_json
+from extract.io.readers import Shard
 
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HF_HUB_OFFLINE")
@@ -73,19 +73,19 @@ def _stage(factory: tuple) -> Any:
 # A stage's output for one shard travels as one binary cell (extract/transport.py: numpy arrays
 # and a JSON tree of known types, no pickle).
 def _pack(payload: Any) -> dict:
-    from extract import transport
+    from extract.job import transport
 
     return {"payload": [transport.dumps(payload)]}
 
 
 def _unpack(batch: dict) -> list:
-    from extract import transport
+    from extract.job import transport
 
     return [transport.loads(bytes(b)) for b in batch["payload"]]
 
 
 def _prepare(batch: dict, factory: tuple) -> dict:
-    from extract.process import shard_from_json
+    from extract.job.stages import shard_from_json
 
     (shard,) = batch["shard"]
     return _pack(_stage(factory).prepare(shard_from_json(str(shard))))
@@ -120,7 +120,7 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
         if kwargs.get("out"):
             check_output_visible(str(kwargs["out"]))
     except ValueError as exc:
-        from extract.config import ConfigError
+        from extract.core.config import ConfigError
 
         raise ConfigError(str(exc)) from None
     max_task_retries = int(getattr(cfg, "max_task_retries", 3))  # -1: retry forever (Ray's own default)

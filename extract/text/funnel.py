@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from extract.casing import DIGIT, MIXED, TITLE, UPPER
+from extract.text.casing import DIGIT, MIXED, TITLE, UPPER
 
 RULES = ("capitalised-or-digit",)
 _MAY_NAME = np.array([DIGIT, MIXED, TITLE, UPPER])

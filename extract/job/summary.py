@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from extract import fs, schema
+from extract.core import fs, schema
 
 
 def part_files(folder: str | os.PathLike) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from extract import fs
+from extract.core import fs
 
 REQUIRED = ("config.json", "model.safetensors")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -79,7 +79,7 @@ def check_model_dir(path: str | os.PathLike) -> str | Path:
     """extract.model.check_model_dir for local paths; for a URI, the same checks by listing it."""
     path = os.fspath(path)
     if not is_remote(path):
-        from extract.model import check_model_dir as check_local
+        from extract.model.load import check_model_dir as check_local
 
         return check_local(fs.resolve(path)[1] if fs.split(path)[0] == "file" else path)
     remote_files(path)

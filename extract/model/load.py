@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from extract.casing import NUM_CASING_IDS
+from extract.text.casing import NUM_CASING_IDS
 
 DEFAULT_SETTINGS = {"max_length": 128, "stride": 32, "repair": "drop", "casing": True}
 
@@ -72,7 +72,7 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
     if engine == "onnx":
         if device == "cuda" or dtype != "fp32":
             raise ValueError(f"inference.engine onnx runs fp32 on the CPU; found device {device!r}, dtype {dtype!r}.")
-        from extract.onnx_engine import load_onnx
+        from extract.model.onnx import load_onnx
 
         return load_onnx(path, threads)
     if engine != "torch":
@@ -94,7 +94,7 @@ def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: in
     model.to(device).eval()
     tokenizer, labels, settings = tokenizer_labels_settings(p, model.config)
     check_casing_input(model, settings, p)
-    from extract.identity import model_id
+    from extract.job.identity import model_id
 
     return Loaded(model, tokenizer, labels, settings, device, torch_dtype, model_id(p))
 

@@ -41,7 +41,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 
-from extract import fs, schema
+from extract.core import fs, schema
 
 Z95 = 1.959964
 HISTORY_NAME = "quality_history.jsonl"
@@ -114,7 +114,7 @@ def sampling_note(strategy: str | None) -> str:
 
 
 def _job_entities(out: str, doc_ids: set[str]) -> tuple[dict[str, list[tuple]], set[str]]:
-    from extract.review import _table
+    from extract.monitor.review import _table
 
     docs = {d for d in _table(out, "docs", schema.DOCS).column("doc_id").to_pylist() if d is not None}
     by_doc: dict[str, list[tuple]] = defaultdict(list)
@@ -248,7 +248,7 @@ def section_html(q: dict) -> str:
     """The "Quality on reviewed samples" section of report.html."""
     import html
 
-    from extract.run_report import _fig, _png, _section, _table
+    from extract.monitor.run_report import _fig, _png, _section, _table
 
     e = html.escape
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731

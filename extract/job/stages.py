@@ -18,13 +18,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from extract import fs, schema
-from extract.attempts import Attempts
-from extract.attempts import clear as clear_attempts
-from extract.duplicates import message as duplicate_message
-from extract.job_config import InputConfig
-from extract.readers import Record, Shard, read_shard
-from extract.sanitize import sanitize
+from extract.core import fs, schema
+from extract.job.attempts import Attempts
+from extract.job.attempts import clear as clear_attempts
+from extract.job.duplicates import message as duplicate_message
+from extract.core.job_config import InputConfig
+from extract.io.readers import Record, Shard, read_shard
+from extract.text.sanitize import sanitize
 
 # Tests set this to a marker string: a record holding it kills its worker (a stand-in for a record
 # that runs a worker out of memory), so the fault handling can be exercised for real.

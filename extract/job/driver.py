@@ -11,19 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from extract import fs
-from extract.attempts import FOLDER as ATTEMPTS
-from extract.config import ConfigError, to_dict
-from extract.duplicates import settle
-from extract.identity import job_identity, model_id
-from extract.job_config import ExtractConfig, InputConfig, RayConfig
-from extract.model import check_model_dir, check_tokenizer, model_labels
-from extract.model_files import local_model_dir
-from extract.output import check_not_inputs, check_output_path, prepare
-from extract.entity_processor import ShardProcessor
-from extract.process import is_done
-from extract.readers import Shard, plan, probe_columns
-from extract.report import drift, summarize
+from extract.core import fs
+from extract.job.attempts import FOLDER as ATTEMPTS
+from extract.core.config import ConfigError, to_dict
+from extract.job.duplicates import settle
+from extract.job.identity import job_identity, model_id
+from extract.core.job_config import ExtractConfig, InputConfig, RayConfig
+from extract.model.load import check_model_dir, check_tokenizer, model_labels
+from extract.model.files import local_model_dir
+from extract.job.output import check_not_inputs, check_output_path, prepare
+from extract.job.entities import ShardProcessor
+from extract.job.stages import is_done
+from extract.io.readers import Shard, plan, probe_columns
+from extract.job.summary import drift, summarize
 
 
 def input_stamps(shards: list[Shard]) -> list[tuple]:
@@ -128,7 +128,7 @@ def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Pa
         types = model_labels(model_dir)
         check_tokenizer(model_dir)
         if engine == "onnx":
-            from extract.onnx_engine import check_onnx
+            from extract.model.onnx import check_onnx
 
             check_onnx(model_dir)
     except (FileNotFoundError, ValueError) as exc:
@@ -148,11 +148,11 @@ def execute(job: JobSpec, out: str, pending: list) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
     kwargs = {**job.processor_kwargs, "out": out}
     if job.runner == "ray":
-        from extract.runner_ray import run_ray
+        from extract.job.runner_ray import run_ray
 
         results = run_ray(job.processor_cls, kwargs, pending, job.ray, job.threads)
     else:
-        from extract.runner_local import run_local
+        from extract.job.runner_local import run_local
 
         results = run_local(job.processor_cls, kwargs, pending)
     done_docs = done_words = 0

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
 
-from extract import fs
-from extract.config import ConfigError
+from extract.core import fs
+from extract.core.config import ConfigError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
            ".csv": "csv", ".txt": "text"}

@@ -19,7 +19,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from extract import fs
+from extract.core import fs
 
 BATCHED_ATTEMPTS = 2
 FOLDER = "_attempts"

@@ -22,13 +22,13 @@ from typing import Union
 
 import pyarrow.fs as pafs
 
-from extract import fs
-from extract.config import ConfigError
+from extract.core import fs
+from extract.core.config import ConfigError
 
 MARKER = "_job.json"
 TOP_FILES = {MARKER, "run.json", "plan.json", f".{MARKER}.tmp", ".run.json.tmp", ".plan.json.tmp"}
 PART = re.compile(r"^(part-[\w.-]+\.parquet|[\w.-]+\.json|\.[\w.-]+\.tmp)$")  # parts, attempt notes, temps
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 Out = Union[Path, str]  # a local folder (Path) or a URI (str)
 
@@ -167,7 +167,7 @@ def overwrite(out: Out, subfolders: tuple[str, ...]) -> None:
 
 def prepare(out: Out, identity: dict, subfolders: tuple[str, ...], overwrite_first: bool) -> None:
     """Make ``out`` this job's folder: new, empty, or holding this same job (resume)."""
-    from extract.identity import differences
+    from extract.job.identity import differences
 
     out = str(out)
     if overwrite_first:

@@ -40,7 +40,7 @@ def export_command(model_dir: str | Path) -> str:
 
 
 def weights_sha256(model_dir: Path) -> str:
-    from extract.identity import file_sha256  # cached by (path, size, mtime): no re-read per check
+    from extract.job.identity import file_sha256  # cached by (path, size, mtime): no re-read per check
 
     return file_sha256(Path(model_dir) / "model.safetensors")
 
@@ -50,8 +50,8 @@ def weights_sha256(model_dir: Path) -> str:
 def _example_batch(loaded) -> dict[str, np.ndarray]:
     """Two windows of different lengths (padding, casing ids set): batch 1 or a constant length
     would let the exporter specialise the axes it should keep dynamic."""
-    from extract.casing import NUM_CASING_IDS
-    from extract.model import batch_tensors
+    from extract.text.casing import NUM_CASING_IDS
+    from extract.model.load import batch_tensors
 
     rng = np.random.default_rng(0)
     tok = loaded.tokenizer
@@ -84,7 +84,7 @@ def export_onnx(model_dir: str | Path, dest: str | Path | None = None, opset: in
     it once beside torch; facts: path, sha256 of the weights, max |logit diff| of that check."""
     import torch
 
-    from extract.model import load
+    from extract.model.load import load
 
     # One warning line per torchvision op it cannot register (torchvision is not installed): noise.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -194,8 +194,8 @@ def load_onnx(path: str | Path, threads: int = 0):
     tokenizer, labels and ner_settings come from the same files as ``extract.model.load``'s."""
     from transformers import AutoConfig
 
-    from extract.identity import model_id
-    from extract.model import Loaded, check_model_dir, tokenizer_labels_settings
+    from extract.job.identity import model_id
+    from extract.model.load import Loaded, check_model_dir, tokenizer_labels_settings
 
     p = check_model_dir(path)
     session = open_session(check_onnx(p), threads)

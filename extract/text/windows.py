@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from extract.casing import casing_ids
+from extract.text.casing import casing_ids
 
 
 @dataclass

@@ -8,10 +8,10 @@ import itertools
 import json
 from typing import Iterable
 
-from extract import fs
-from extract.config import ConfigError, from_dict
-from extract.job_config import InputConfig
-from extract.readers import Record, Shard, read_shard
+from extract.core import fs
+from extract.core.config import ConfigError, from_dict
+from extract.core.job_config import InputConfig
+from extract.io.readers import Record, Shard, read_shard
 
 
 class JobOutputError(ConfigError):

@@ -11,11 +11,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from extract import schema
-from extract.job_config import ExtractConfig
-from extract.model_files import local_model_dir
-from extract.process import Outcome, Processor
-from extract.readers import Record
+from extract.core import schema
+from extract.core.job_config import ExtractConfig
+from extract.model.files import local_model_dir
+from extract.job.stages import Outcome, Processor
+from extract.io.readers import Record
 
 
 class ShardProcessor(Processor):
@@ -29,7 +29,7 @@ class ShardProcessor(Processor):
         model_path = local_model_dir(cfg.model.path)  # each node copies a remote model once
         config = json.loads((model_path / "config.json").read_text(encoding="utf-8"))
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        from extract.model import DEFAULT_SETTINGS
+        from extract.model.load import DEFAULT_SETTINGS
 
         self.settings = {**DEFAULT_SETTINGS, **(config.get("ner_settings") or {})}
         self.max_length = cfg.model.max_length or int(self.settings["max_length"])
@@ -42,7 +42,7 @@ class ShardProcessor(Processor):
         self.loaded = None
         self._tokenizer = None
         if load_model:
-            from extract.model import load
+            from extract.model.load import load
 
             self.loaded = load(model_path, cfg.inference.device, cfg.inference.dtype,
                                threads or cfg.inference.threads, cfg.inference.engine)
@@ -59,19 +59,19 @@ class ShardProcessor(Processor):
         return self._tokenizer
 
     def features(self, text: str) -> Any:
-        from extract.predict import window_text
+        from extract.model.predict import window_text
 
         funnel = self.cfg.funnel.rule if self.cfg.funnel.enabled else None
         return window_text(text, self.tokenizer, self.max_length, self.stride, funnel)
 
     def predict(self, features: list[Any]) -> list[Any]:
-        from extract.predict import forward_docs
+        from extract.model.predict import forward_docs
 
         inf = self.cfg.inference
         return forward_docs(self.loaded, features, inf.batch_size, inf.batch_tokens)
 
     def outcome(self, rec: Record, features: Any, result: Any) -> Outcome:
-        from extract.predict import combine, decode
+        from extract.model.predict import combine, decode
 
         doc = combine(features, result, len(self.labels), self.temperature)
         found = [e for e in decode(doc, rec.text, self.labels, self.repair, self.keep,  # type: ignore[arg-type]

@@ -19,11 +19,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from extract import fs
-from extract.config import ConfigError, suggest
-from extract.job_config import InputConfig
-from extract.sanitize import sanitize
-from extract.sources import InputFile, Line, list_inputs, open_binary, read_bounded, read_lines
+from extract.core import fs
+from extract.core.config import ConfigError, suggest
+from extract.core.job_config import InputConfig
+from extract.text.sanitize import sanitize
+from extract.io.sources import InputFile, Line, list_inputs, open_binary, read_bounded, read_lines
 
 MAX_JSON_ARRAY_BYTES = 256 << 20  # a JSON array is parsed whole: past this, ask for JSON lines
 PROBE_RECORDS = 50  # records read from the first file to check the configured columns
@@ -313,7 +313,7 @@ class ParquetReader:
 
 class TextReader:
     def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
-        from extract.sources import compression_of
+        from extract.io.sources import compression_of
 
         for path in shard.files:
             doc_id = sanitize(relative_to(path, shard.root))[0]  # undecodable file-name bytes

@@ -16,11 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extract import fs, schema
-from extract.config import ConfigError
-from extract.job_output import read_records
-from extract.readers import InputChanged
-from extract.report import table_of
+from extract.core import fs, schema
+from extract.core.config import ConfigError
+from extract.monitor.outputs import read_records
+from extract.io.readers import InputChanged
+from extract.job.summary import table_of
 
 COLORS = {"PER": "#fca5a5", "LOC": "#93c5fd", "ORG": "#fcd34d", "MISC": "#c4b5fd"}
 

@@ -17,10 +17,10 @@ META = "__tree__"
 
 
 def _types() -> dict[str, type]:
-    from extract.predict import Windowed
-    from extract.process import Payload
-    from extract.readers import Record, Shard
-    from extract.windows import Encoded
+    from extract.model.predict import Windowed
+    from extract.job.stages import Payload
+    from extract.io.readers import Record, Shard
+    from extract.text.windows import Encoded
 
     return {t.__name__: t for t in (Payload, Shard, Record, Windowed, Encoded)}
 
