@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load(ExtractConfig, args.config, args.set)
-        from extract.job.driver import run
+        from extract.job.entities import run
 
         report = run(cfg, overwrite=args.overwrite)
     except ConfigError as exc:

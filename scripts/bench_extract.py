@@ -72,7 +72,7 @@ def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch", mo
 def run_job(args, runner: str, data: Path, out: Path, engine: str = "torch", model: str = "") -> tuple[float, dict]:
     """One whole job into a new folder (never --overwrite)."""
     from extract.core.config import load
-    from extract.job.driver import run
+    from extract.job.entities import run
     from extract.core.job_config import ExtractConfig
 
     cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", job_sets(args, data, out, runner, engine, model))
@@ -122,7 +122,7 @@ def stages_child(p: dict) -> dict:
     from extract.core.config import load
     from extract.job.entities import ShardProcessor
     from extract.core.job_config import ExtractConfig
-    from extract.io.readers import plan
+    from extract.io.plan import plan
 
     cfg = load(ExtractConfig, ROOT / "configs" / "extract.yaml", p["sets"])
     proc = ShardProcessor(cfg, cfg.output.path, load_model=False)
@@ -142,7 +142,7 @@ def planning_child(p: dict) -> dict:
     import resource
 
     from extract.core.job_config import InputConfig
-    from extract.io.readers import plan, probe_columns
+    from extract.io.plan import plan, probe_columns
 
     out = {}
     if p["file"]:
@@ -175,7 +175,7 @@ def throughput(args, tmp: Path, data: Path, texts: list[str], words: int) -> Non
     # The driver's imports happen before any timing, alike for both runners (Ray's workers pay their own).
     from transformers import AutoModelForTokenClassification, AutoTokenizer  # noqa: F401
 
-    import extract.job.driver  # noqa: F401
+    import extract.job.entities  # noqa: F401
     if not args.skip_ray:
         import ray.data  # noqa: F401
     rows = []  # (name, seconds, entities, (model, runner, engine))

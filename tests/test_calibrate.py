@@ -115,7 +115,7 @@ def test_score_map_round_trips_through_config_json_and_load(tmp_path):
 def _batch_job_scores(model_dir: Path, text: str) -> list[float]:
     from extract.job.entities import ShardProcessor
     from extract.core.job_config import ExtractConfig, ModelConfig
-    from extract.io.readers import Record
+    from extract.core.types import Record
 
     cfg = ExtractConfig(runner="local", model=ModelConfig(path=str(model_dir), labels=("PER", "LOC", "ORG", "MISC")))
     proc = ShardProcessor(cfg, "unused", threads=1)

@@ -116,7 +116,7 @@ def test_a_broken_tokenizer_fails_before_any_work(tiny_model_dir, tmp_path, caps
 @pytest.mark.ray
 def test_worker_that_keeps_dying_stops_the_job_after_max_task_retries(tmp_path, ray_local):
     from extract.core.job_config import RayConfig
-    from extract.io.readers import Shard
+    from extract.core.types import Shard
     from extract.job.runner_ray import run_ray
 
     log = tmp_path / "calls.log"

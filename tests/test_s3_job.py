@@ -145,7 +145,9 @@ def write_mixed_corpus(root: Path) -> None:
 
 
 def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):
-    from extract.io.readers import InputChanged, plan, read_shard
+    from extract.core.types import InputChanged
+    from extract.io.plan import plan
+    from extract.io.readers import read_shard
 
     local = tmp_path / "corpus"
     write_mixed_corpus(local)
@@ -178,7 +180,7 @@ def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):
 
 
 def test_s3_input_problems_are_config_errors(s3_bucket):
-    from extract.io.readers import plan
+    from extract.io.plan import plan
 
     with pytest.raises(ConfigError, match=r"input.path: '.*/missing.jsonl' matched no file"):
         plan(input_cfg([fs.join(s3_bucket, "missing.jsonl")]))

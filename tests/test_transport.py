@@ -7,7 +7,7 @@ import pytest
 from extract.job import transport
 from extract.model.predict import Windowed
 from extract.job.stages import Payload
-from extract.io.readers import Record, Shard
+from extract.core.types import Record, Shard
 from extract.text.windows import Encoded
 
 

@@ -120,10 +120,14 @@ def _resolve(value: Any) -> Any:
     return value
 
 
+def did_you_mean(key: str, found: list[str]) -> str:
+    """" Did you mean 'x'?" for the closest of ``found``, or nothing."""
+    close = difflib.get_close_matches(key, found, n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
 def suggest(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return f"{hint} Valid keys: {', '.join(sorted(valid))}."
+    return f"{did_you_mean(key, valid)} Valid keys: {', '.join(sorted(valid))}."
 
 
 def _found(value: Any) -> str:

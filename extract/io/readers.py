@@ -16,44 +16,16 @@ import csv
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Iterator
 
 from extract.core import fs
-from extract.core.config import ConfigError, suggest
+from extract.core.config import suggest
 from extract.core.job_config import InputConfig
 from extract.text.sanitize import sanitize
-from extract.io.sources import InputFile, Line, list_inputs, open_binary, read_bounded, read_lines
+from extract.core.types import InputChanged, Record, Shard
+from extract.io.sources import Line, open_binary, read_bounded, read_lines
 
 MAX_JSON_ARRAY_BYTES = 256 << 20  # a JSON array is parsed whole: past this, ask for JSON lines
-PROBE_RECORDS = 50  # records read from the first file to check the configured columns
-
-
-@dataclass
-class Record:
-    doc_id: str | None
-    text: str | None
-    source: str
-    error: str | None = None
-    warning: str | None = None
-    status: str | None = None  # set for records decided before the model (skipped/error)
-
-
-@dataclass
-class Shard:
-    shard_id: str
-    fmt: str
-    file: str = ""
-    compression: str | None = None
-    start: int = 0  # JSON lines: first byte of the range; Parquet: first row
-    stop: int = -1  # one past the last byte / row; -1 = to the end of the file
-    files: list[str] = field(default_factory=list)  # text shards: one record per file
-    root: str = ""
-    stamps: list[list] = field(default_factory=list)  # [size, mtime_ns] per file as planned
-
-
-class InputChanged(RuntimeError):
-    """An input file changed after the job planned it: finishing would mix two versions."""
 
 
 def stamps_of(paths: list[str]) -> list[list]:
@@ -357,111 +329,3 @@ def read_shard(shard: Shard, cfg: InputConfig) -> Iterator[Record]:
             yield rec
     except Exception as exc:  # noqa: BLE001 - a file we cannot read is an error row, not a dead job
         yield Record(None, None, where, f"unreadable file after {n:,} record(s): {type(exc).__name__}: {exc}")
-
-
-def _byte_ranges(size: int, cfg: InputConfig) -> list[tuple[int, int]]:
-    """[start, stop) every ``shard_bytes``; the reader aligns each to line starts."""
-    return [(s, s + cfg.shard_bytes if s + cfg.shard_bytes < size else -1) for s in range(0, size, cfg.shard_bytes)]
-
-
-def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int]]:
-    with fs.parquet_file(f.path) as pf:
-        names = pf.schema_arrow.names
-        n = pf.metadata.num_rows
-    if cfg.id_column not in names:
-        raise ConfigError(f"input.id_column '{cfg.id_column}' is not a column of {f.path} (columns: "
-                          f"{', '.join(names)})." + suggest(cfg.id_column, names))
-    if not any(c in names for c in cfg.text_columns):
-        raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is a column of {f.path} "
-                          f"(columns: {', '.join(names)})." + suggest(cfg.text_columns[0], names))
-    return [(s, min(s + cfg.shard_size, n)) for s in range(0, n, cfg.shard_size)]
-
-
-def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
-    """All shards of the job, in order, from metadata only (sizes, Parquet footers, the first bytes
-    of a .json to tell an array from JSON lines): no record is parsed. Facts for run.json."""
-    listing = list_inputs(cfg.path, cfg.format)
-    shards: list[Shard] = []
-    text_files: dict[str, list[str]] = {}
-    for index, f in enumerate(listing.files):
-        if f.fmt == "text":
-            text_files.setdefault(f.root, []).append(f.path)
-            continue
-        stamp = stamps_of([f.path])
-        lines = f.fmt == "jsonl" or (f.fmt == "json" and not is_json_array(f.path, f.compression))
-        try:
-            if f.compression is None and lines:
-                ranges = _byte_ranges(stamp[0][0], cfg)
-            elif f.compression is None and f.fmt == "parquet":
-                ranges = _parquet_ranges(f, cfg)
-            else:
-                ranges = [(0, -1)]  # compressed, CSV or a JSON array: cannot be split
-        except ConfigError:
-            raise
-        except Exception:  # noqa: BLE001 - unreadable: one shard whose reader reports why
-            ranges = [(0, -1)]
-        for k, (start, stop) in enumerate(ranges):
-            shards.append(Shard(f"{index:05d}-{k:05d}", "jsonl" if lines else f.fmt, f.path, f.compression,
-                                start, stop, stamps=stamp))
-    for r, (root, files) in enumerate(sorted(text_files.items())):
-        for k in range(0, len(files), cfg.shard_size):
-            group = files[k:k + cfg.shard_size]
-            stamps = stamps_of(group)
-            shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root, files=group, stamps=stamps))
-    facts = {"files": len(listing.files), "shards": len(shards), "skipped_files": listing.skipped,
-             "skipped_file_examples": listing.skipped_examples}
-    return shards, facts
-
-
-def probe_columns(shards: list[Shard], cfg: InputConfig) -> None:
-    """Fail fast when the first records of the first file with records hold no configured text
-    column (or no id column): a misconfigured job would otherwise end with every record an error.
-    Reads at most ``PROBE_RECORDS`` records; Parquet columns were checked from the footer."""
-    for shard in shards:
-        if shard.fmt in ("text", "parquet"):
-            continue
-        rows = _first_mappings(shard, cfg)
-        if not rows:
-            continue
-        found = list(dict.fromkeys(k for row in rows for k in map(str, row)))
-        shown = ", ".join(found[:30]) + (" ..." if len(found) > 30 else "")
-        if not any(c in row for row in rows for c in cfg.text_columns):
-            raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is in the first {len(rows)} "
-                              f"record(s) of {shard.file}; columns found: {shown}.{_did_you_mean(cfg.text_columns[0], found)}")
-        if not any(cfg.id_column in row for row in rows):
-            raise ConfigError(f"input.id_column '{cfg.id_column}' is in none of the first {len(rows)} record(s) "
-                              f"of {shard.file}; columns found: {shown}.{_did_you_mean(cfg.id_column, found)}")
-        return
-
-
-def _first_mappings(shard: Shard, cfg: InputConfig) -> list[dict]:
-    """Up to ``PROBE_RECORDS`` records of the shard's file as mappings (unparseable ones left out)."""
-    rows: list = []
-    try:
-        with open_binary(shard.file, shard.compression) as f:
-            if shard.fmt == "csv":
-                lines = (decode(l.data, cfg)[0] or "" for l in read_lines(f, max_line_bytes(cfg)) if l.data is not None)
-                reader = csv.DictReader(line + "\n" for line in lines)
-                rows = [row for _, row in zip(range(PROBE_RECORDS), reader)]
-            elif shard.fmt == "json" and is_json_array(shard.file, shard.compression):
-                raw, _ = read_bounded(f, MAX_JSON_ARRAY_BYTES)
-                rows = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode(cfg.encoding, errors="replace"))[:PROBE_RECORDS]
-            else:
-                for line in read_lines(f, max_line_bytes(cfg)):
-                    if line.data is not None and line.data.strip():
-                        try:
-                            rows.append(json.loads(line.data.decode(cfg.encoding, errors="replace")))
-                        except ValueError:
-                            continue
-                    if len(rows) >= PROBE_RECORDS or line.broken:
-                        break
-    except Exception:  # noqa: BLE001 - an unreadable file is reported by its shard, not here
-        return []
-    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-
-
-def _did_you_mean(name: str, found: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, found, n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else ""

@@ -1,7 +1,6 @@
-"""The batch job: validate, plan shards, skip finished ones, run, settle duplicates, report.
-
-``drive`` is the one driver: the entity job (``run``) and teacher labelling (training/label.py)
-differ only in the processor they hand it and the identity of their settings.
+"""The one driver: plan shards (or reuse the plan), skip finished ones, run the rest on a runner,
+settle duplicate ids. The entity job (extract/job/entities.py) and teacher labelling
+(training/label.py) differ only in the processor they hand it and the identity of their settings.
 """
 from __future__ import annotations
 
@@ -13,43 +12,12 @@ from typing import Any
 
 from extract.core import fs
 from extract.job.attempts import FOLDER as ATTEMPTS
-from extract.core.config import ConfigError, to_dict
 from extract.job.duplicates import settle
-from extract.job.identity import job_identity, model_id
-from extract.core.job_config import ExtractConfig, InputConfig, RayConfig
-from extract.model.load import check_model_dir, check_tokenizer, model_labels
-from extract.model.files import local_model_dir
+from extract.job.identity import job_identity
+from extract.core.job_config import InputConfig, RayConfig
 from extract.job.output import check_not_inputs, check_output_path, prepare
-from extract.job.entities import ShardProcessor
 from extract.job.stages import is_done
-from extract.io.readers import Shard, plan, probe_columns
-from extract.job.summary import drift, summarize
-
-
-def input_stamps(shards: list[Shard]) -> list[tuple]:
-    """(file, size, mtime) of every input file, as planned."""
-    out = set()
-    for s in shards:
-        for f, (size, mtime) in zip(s.files or [s.file], s.stamps):
-            out.add((f, size, mtime))
-    return sorted(out, key=lambda x: x[0])
-
-
-def load_plan(out, input_cfg: InputConfig) -> tuple[list[Shard], dict] | None:
-    """The plan a previous run of this job saved, so a rerun neither lists nor stats the corpus
-    again; None when there is none or it was made for other reading settings."""
-    path = fs.join(str(out), "plan.json")
-    if not fs.is_file(path):
-        return None
-    saved = json.loads(fs.read_text(path))
-    if saved.get("input") != to_dict(input_cfg):
-        return None  # the identity check that follows names what changed
-    return [Shard(**s) for s in saved["shards"]], {**saved["facts"], "plan": "reused from plan.json"}
-
-
-def save_plan(out, input_cfg: InputConfig, shards: list[Shard], facts: dict) -> None:
-    data = {"input": to_dict(input_cfg), "facts": facts, "shards": [dataclasses.asdict(s) for s in shards]}
-    fs.write_bytes_atomic(fs.join(str(out), "plan.json"), json.dumps(data).encode("utf-8"))
+from extract.io.plan import input_stamps, load_plan, plan, probe_columns, save_plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,53 +61,6 @@ def drive(job: JobSpec, overwrite: bool) -> dict:
     return {"out": out, "input": facts, "this_run": this_run, "complete": not missing}
 
 
-def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
-    t0 = time.time()
-    model_dir = check_model(cfg.model.path, cfg.model.labels, cfg.inference.engine)
-    m, inf = cfg.model, cfg.inference
-    settings = {"input": to_dict(cfg.input),
-                "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
-                          "stride": m.stride},
-                # The engine changes scores in the last digits: one job's rows come from one engine.
-                "inference": {"device": inf.device, "dtype": inf.dtype, "engine": inf.engine},
-                "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
-    facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
-                          settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress),
-                  overwrite or cfg.output.overwrite)
-    out = facts["out"]
-    summary = summarize(out)
-    report = {
-        "config": to_dict(cfg), "model": _model_info(model_dir), "input": facts["input"],
-        **summary,
-        "this_run": facts["this_run"],
-        "wall_seconds": round(time.time() - t0, 2),
-        "drift": drift(summary, model_dir),
-        "complete": facts["complete"],
-    }
-    write_json(fs.join(str(out), "run.json"), report)
-    return report
-
-
-def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Path:
-    """The model directory, readable, able to produce ``labels`` (with a model.onnx that matches its
-    weights for engine onnx); a ConfigError otherwise."""
-    try:
-        model_dir = check_model_dir(local_model_dir(path))  # a URI is copied once into a local cache
-        types = model_labels(model_dir)
-        check_tokenizer(model_dir)
-        if engine == "onnx":
-            from extract.model.onnx import check_onnx
-
-            check_onnx(model_dir)
-    except (FileNotFoundError, ValueError) as exc:
-        raise ConfigError(f"model.path: {exc}") from None
-    unknown = [l for l in labels if l not in types]
-    if unknown:
-        raise ConfigError(f"model.labels: {', '.join(unknown)} cannot be produced by the model in {model_dir}; "
-                          f"its entity types are {', '.join(types)}. Set model.labels to some of them.")
-    return model_dir
-
-
 def write_json(path: str, data: dict) -> None:
     fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
@@ -176,15 +97,6 @@ def pending_shards(shards: list, out) -> list:
     print(f"{len(shards)} shards planned, {len(shards) - len(pending)} already done, "
           f"{len(pending)} to run", flush=True)
     return pending
-
-
-def _model_info(model_dir: Path) -> dict:
-    info = {"path": str(model_dir), "id": model_id(model_dir)}
-    metrics = model_dir / "metrics.json"
-    if metrics.is_file():
-        dev = json.loads(metrics.read_text()).get("dev", {})
-        info["dev_metrics"] = {k: dev.get(k) for k in ("f1", "f1_plo", "precision", "recall")}
-    return info
 
 
 def _progress(total: int, show: bool):

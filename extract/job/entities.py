@@ -1,5 +1,6 @@
-"""The entity job's stages: tokenise and cut windows (CPU), forward passes (the model actor),
-combine windows, decode spans and write entity rows (CPU).
+"""The entity job: ``run(cfg)`` checks the model, hands the driver its processor and writes
+run.json. Its stages: tokenise and cut windows (CPU), forward passes (the model actor), combine
+windows, decode spans and write entity rows (CPU).
 
 Only the model stage loads the model; the CPU stages load the tokenizer alone, so a CPU task
 starts in a fraction of a second and never holds model weights.
@@ -7,15 +8,22 @@ starts in a fraction of a second and never holds model weights.
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from extract.core import schema
+from extract.core import fs, schema
+from extract.core.config import ConfigError, to_dict
 from extract.core.job_config import ExtractConfig
 from extract.model.files import local_model_dir
 from extract.job.stages import Outcome, Processor
-from extract.io.readers import Record
+from extract.core.types import Record
+from extract.job.driver import JobSpec, drive, write_json
+from extract.job.identity import model_id
+from extract.job.summary import drift, summarize
+from extract.model.load import check_model_dir, check_tokenizer, model_labels
 
 
 class ShardProcessor(Processor):
@@ -84,3 +92,59 @@ class ShardProcessor(Processor):
 
     def data_table(self, columns: dict[str, list]) -> pa.Table:
         return pa.table({f.name: columns.get(f.name, []) for f in schema.ENTITIES}, schema=schema.ENTITIES)
+
+
+def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
+    t0 = time.time()
+    model_dir = check_model(cfg.model.path, cfg.model.labels, cfg.inference.engine)
+    m, inf = cfg.model, cfg.inference
+    settings = {"input": to_dict(cfg.input),
+                "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
+                          "stride": m.stride},
+                # The engine changes scores in the last digits: one job's rows come from one engine.
+                "inference": {"device": inf.device, "dtype": inf.dtype, "engine": inf.engine},
+                "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
+    facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
+                          settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress),
+                  overwrite or cfg.output.overwrite)
+    out = facts["out"]
+    summary = summarize(out)
+    report = {
+        "config": to_dict(cfg), "model": _model_info(model_dir), "input": facts["input"],
+        **summary,
+        "this_run": facts["this_run"],
+        "wall_seconds": round(time.time() - t0, 2),
+        "drift": drift(summary, model_dir),
+        "complete": facts["complete"],
+    }
+    write_json(fs.join(str(out), "run.json"), report)
+    return report
+
+
+def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Path:
+    """The model directory, readable, able to produce ``labels`` (with a model.onnx that matches its
+    weights for engine onnx); a ConfigError otherwise."""
+    try:
+        model_dir = check_model_dir(local_model_dir(path))  # a URI is copied once into a local cache
+        types = model_labels(model_dir)
+        check_tokenizer(model_dir)
+        if engine == "onnx":
+            from extract.model.onnx import check_onnx
+
+            check_onnx(model_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"model.path: {exc}") from None
+    unknown = [l for l in labels if l not in types]
+    if unknown:
+        raise ConfigError(f"model.labels: {', '.join(unknown)} cannot be produced by the model in {model_dir}; "
+                          f"its entity types are {', '.join(types)}. Set model.labels to some of them.")
+    return model_dir
+
+
+def _model_info(model_dir: Path) -> dict:
+    info = {"path": str(model_dir), "id": model_id(model_dir)}
+    metrics = model_dir / "metrics.json"
+    if metrics.is_file():
+        dev = json.loads(metrics.read_text()).get("dev", {})
+        info["dev_metrics"] = {k: dev.get(k) for k in ("f1", "f1_plo", "precision", "recall")}
+    return info

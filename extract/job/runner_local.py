@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from extract.io.readers import Shard
+from extract.core.types import Shard
 
 
 def run_local(processor_cls: Callable[..., Any], kwargs: dict, shards: list[Shard]) -> Iterator[dict]:

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 from extract.core.job_config import RayConfig
 from extract.job.stages import shard_to_json
-from extract.io.readers import Shard
+from extract.core.types import Shard
 
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HF_HUB_OFFLINE")

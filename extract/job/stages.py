@@ -23,7 +23,8 @@ from extract.job.attempts import Attempts
 from extract.job.attempts import clear as clear_attempts
 from extract.job.duplicates import message as duplicate_message
 from extract.core.job_config import InputConfig
-from extract.io.readers import Record, Shard, read_shard
+from extract.core.types import Record, Shard
+from extract.io.readers import read_shard
 from extract.text.sanitize import sanitize
 
 # Tests set this to a marker string: a record holding it kills its worker (a stand-in for a record

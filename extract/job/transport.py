@@ -19,7 +19,7 @@ META = "__tree__"
 def _types() -> dict[str, type]:
     from extract.model.predict import Windowed
     from extract.job.stages import Payload
-    from extract.io.readers import Record, Shard
+    from extract.core.types import Record, Shard
     from extract.text.windows import Encoded
 
     return {t.__name__: t for t in (Payload, Shard, Record, Windowed, Encoded)}

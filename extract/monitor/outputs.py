@@ -11,7 +11,8 @@ from typing import Iterable
 from extract.core import fs
 from extract.core.config import ConfigError, from_dict
 from extract.core.job_config import InputConfig
-from extract.io.readers import Record, Shard, read_shard
+from extract.core.types import Record, Shard
+from extract.io.readers import read_shard
 
 
 class JobOutputError(ConfigError):

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from extract.core import fs, schema
 from extract.core.config import ConfigError
 from extract.monitor.outputs import read_records
-from extract.io.readers import InputChanged
+from extract.core.types import InputChanged
 from extract.job.summary import table_of
 
 COLORS = {"PER": "#fca5a5", "LOC": "#93c5fd", "ORG": "#fcd34d", "MISC": "#c4b5fd"}
