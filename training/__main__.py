@@ -1,4 +1,5 @@
-"""CLI: python -m training {finetune,distill,label,evaluate} ..."""
+"""CLI: python -m training <command> ... (= nerbatch-train). A table of commands: each has a parser
+builder and a run function returning the exit code; errors of input are exit 2 with one line."""
 from __future__ import annotations
 
 import argparse
@@ -7,15 +8,17 @@ import sys
 from pathlib import Path
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    for name, helptext in (("finetune", "fine-tune on gold CoNLL data"),
-                           ("distill", "train a student on gold + silver data"),
-                           ("label", "label a raw corpus with a teacher (silver data)")):
+
+
+def _add_config_command(name: str, helptext: str):
+    def add(sub) -> None:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--config", required=True)
         s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return add
+
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="seqeval on a CoNLL-format file")
     e.add_argument("--model", required=True)
     e.add_argument("--data", required=True)
@@ -26,11 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--funnel", default=None, help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-digit")
-    _add_corrections(sub)  # corrections subcommand: see its block below
-    return p
 
 
-# --- corrections: Label Studio export -> corrections JSONL (training/corrections.py) ------------
 def _add_corrections(sub) -> None:
     c = sub.add_parser("corrections", help="Label Studio JSON export -> corrections JSONL for data.corrections")
     c.add_argument("export", help="Label Studio JSON export (a list of tasks with annotations)")
@@ -43,7 +43,6 @@ def _corrections(args) -> int:
     facts = convert(args.export, args.out)
     print(json.dumps(facts))
     return 0
-# --- end corrections ----------------------------------------------------------------------------
 
 
 def _label_map(text: str) -> dict[str, str]:
@@ -56,7 +55,7 @@ def _label_map(text: str) -> dict[str, str]:
     return out
 
 
-def _evaluate(args) -> None:
+def _evaluate(args) -> int:
     from extract.model.load import load
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded, write_report
@@ -72,31 +71,53 @@ def _evaluate(args) -> None:
     for t, m in sorted(metrics["per_type"].items()):
         print(f"  {t:5s} P {m['precision']:.4f} R {m['recall']:.4f} F1 {m['f1']:.4f} support {m['support']}")
     print(f"wrote {out / 'metrics.json'}, {out / 'report.md'}, {out / 'report.png'}")
+    return 0
+
+
+def _label(args) -> int:
+    from extract.core.config import load
+    from training.label import LabelConfig, run
+
+    run(load(LabelConfig, args.config, args.set))
+    return 0
+
+
+def _train(args) -> int:
+    """finetune and distill: one loop (training/finetune.py); distill needs a `distill:` section."""
+    from extract.core.config import ConfigError, load
+    from training.config import TrainConfig
+    from training.finetune import run
+
+    cfg = load(TrainConfig, args.config, args.set)
+    if args.cmd == "distill" and cfg.distill is None:
+        raise ConfigError(f"{args.config}: distill needs a `distill:` section (temperature, weights).")
+    run(cfg)
+    return 0
+
+
+COMMANDS = {  # name -> (add its parser, run it)
+    "finetune": (_add_config_command("finetune", "fine-tune on gold CoNLL data"), _train),
+    "distill": (_add_config_command("distill", "train a student on gold + silver data"), _train),
+    "label": (_add_config_command("label", "label a raw corpus with a teacher (silver data)"), _label),
+    "evaluate": (_add_evaluate, _evaluate),
+    "corrections": (_add_corrections, _corrections),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from extract.core.config import ConfigError, load
+    from extract.core.config import ConfigError
 
     args = _parser().parse_args(argv)
     try:
-        if args.cmd == "corrections":
-            return _corrections(args)
-        if args.cmd == "evaluate":
-            _evaluate(args)
-            return 0
-        if args.cmd == "label":
-            from training.label import LabelConfig, run as run_label
-
-            run_label(load(LabelConfig, args.config, args.set))
-            return 0
-        from training.config import TrainConfig
-        from training.finetune import run
-
-        cfg = load(TrainConfig, args.config, args.set)
-        if args.cmd == "distill" and cfg.distill is None:
-            raise ConfigError(f"{args.config}: distill needs a `distill:` section (temperature, weights).")
-        run(cfg)
-        return 0
+        return COMMANDS[args.cmd][1](args)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

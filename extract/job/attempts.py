@@ -76,6 +76,3 @@ class Attempts:
     def save(self) -> None:
         fs.write_bytes_atomic(self.path, json.dumps({"attempt": self.attempt, "current": self.current,
                                                      "kills": {str(k): v for k, v in self.kills.items()}}).encode())
-
-    def finish(self) -> None:
-        fs.delete(self.path, missing_ok=True)
