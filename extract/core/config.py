@@ -36,11 +36,30 @@ class _Quoted(str):
     """A scalar the YAML quoted (or wrote as a block): a string on purpose, never null."""
 
 
+class YamlTagError(yaml.YAMLError):
+    """A config holds an explicit YAML tag (``!!python/object/apply:...``, ``!!str``, ``!custom``)."""
+
+    def __init__(self, tag: str, mark):
+        self.tag, self.problem_mark = tag, mark
+        shown = "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+        self.problem = (f"YAML tags are not allowed in a config (found {shown}); write the plain value "
+                        "(quote it to make it a string)")
+        super().__init__(self.problem)
+
+
 class _Loader(yaml.BaseLoader):
     """YAML with every scalar a string (quoted ones marked), lists and mappings as such, and ``<<``
-    merge keys resolved as ``yaml.safe_load`` does; tags such as ``!!python/object`` are ignored."""
+    merge keys resolved as ``yaml.safe_load`` does. Any explicit tag is refused (YamlTagError): a
+    ``!!python/...`` value that was silently dropped would let a config look valid while saying
+    something else."""
 
     flatten_mapping = yaml.SafeLoader.flatten_mapping
+
+    def compose_node(self, parent, index):
+        tag = getattr(self.peek_event(), "tag", None)
+        if tag is not None:
+            raise YamlTagError(tag, self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
     def construct_scalar(self, node):
         value = super().construct_scalar(node)
@@ -75,6 +94,8 @@ def _parse_set_value(text: str) -> Any:
         return ""
     try:
         value = yaml.load(text, Loader=_Loader)
+    except YamlTagError as exc:
+        raise ConfigError(f"--set value {text!r}: {exc.problem}.") from None
     except (yaml.YAMLError, RecursionError):
         return text  # e.g. `*.jsonl` (an alias to YAML): the literal string
     return text if value is None else value  # None: only a comment (`#x`)
