@@ -35,6 +35,24 @@ def _parquet_ranges(f: InputFile, cfg: InputConfig) -> list[tuple[int, int]]:
     return [(s, min(s + cfg.shard_size, n)) for s in range(0, n, cfg.shard_size)]
 
 
+def name_shards(shards: list[Shard]) -> None:
+    """Shard ids that sort in plan order for any number of files and shards: zero-padded numbers
+    as wide as the plan needs (at least 5 digits, 4 for text roots, so plans that fit in them keep
+    the ids they always had). The duplicate-id policy orders records by shard id, so the order of
+    ids must be the plan's at any size. Text shards come after the files (prefix "t")."""
+    def width(values, least: int) -> int:
+        return max([least] + [len(str(v)) for v in values])
+
+    files = [s for s in shards if s.fmt != "text"]
+    texts = [s for s in shards if s.fmt == "text"]
+    fw, kw = width([s.shard_id[0] for s in files], 5), width([s.shard_id[1] for s in files], 5)
+    rw, tw = width([s.shard_id[0] for s in texts], 4), width([s.shard_id[1] for s in texts], 5)
+    for s in files:
+        s.shard_id = f"{s.shard_id[0]:0{fw}d}-{s.shard_id[1]:0{kw}d}"
+    for s in texts:
+        s.shard_id = f"t{s.shard_id[0]:0{rw}d}-{s.shard_id[1]:0{tw}d}"
+
+
 def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
     """All shards of the job, in order, from metadata only (sizes, Parquet footers, the first bytes
     of a .json to tell an array from JSON lines): no record is parsed. Facts for run.json."""
@@ -59,13 +77,14 @@ def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
         except Exception:  # noqa: BLE001 - unreadable: one shard whose reader reports why
             ranges = [(0, -1)]
         for k, (start, stop) in enumerate(ranges):
-            shards.append(Shard(f"{index:05d}-{k:05d}", "jsonl" if lines else f.fmt, f.path, f.compression,
+            shards.append(Shard((index, k), "jsonl" if lines else f.fmt, f.path, f.compression,
                                 start, stop, stamps=stamp))
     for r, (root, files) in enumerate(sorted(text_files.items())):
         for k in range(0, len(files), cfg.shard_size):
             group = files[k:k + cfg.shard_size]
             stamps = stamps_of(group)
-            shards.append(Shard(f"t{r:04d}-{k // cfg.shard_size:05d}", "text", root=root, files=group, stamps=stamps))
+            shards.append(Shard((r, k // cfg.shard_size), "text", root=root, files=group, stamps=stamps))
+    name_shards(shards)
     facts = {"files": len(listing.files), "shards": len(shards), "skipped_files": listing.skipped,
              "skipped_file_examples": listing.skipped_examples}
     return shards, facts
