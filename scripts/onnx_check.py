@@ -4,7 +4,7 @@
     python scripts/onnx_check.py --model runs/x/best --int8        # + ONNX Runtime dynamic int8
     python scripts/onnx_check.py --limit-docs 5                    # smoke run
 
-Both engines get the same windows (extract.predict.window_text, no funnel, as evaluation runs) and
+Both engines get the same windows (extract.model.predict.window_text, no funnel, as evaluation runs) and
 the same batching; only the forward pass differs. Printed as a markdown table: dev F1 (seqeval
 strict IOB2, as training/evaluate.py), words/s of the forward pass + decode, entities that differ
 from torch's (on CoNLL words), max |logit diff| against torch.
@@ -14,7 +14,7 @@ is exported into a temporary copy of the dir, removed at the end: the script wri
 it did not create only with --in-place (which exports MODEL/model.onnx there).
 
 --int8: ONNX Runtime dynamic quantisation (int8 per-channel weights of the MatMuls; embeddings stay
-fp32 as Gather is not quantised) of that graph. FACTS.md: on these AVX2 cores without VNNI it
+fp32 as Gather is not quantised) of that graph. On these AVX2 cores without VNNI it
 bought 2-4% speed for ~1 F1 point on the 6-layer model: the table shows this model's cost.
 """
 from __future__ import annotations
@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 def onnx_model_dir(model: Path, in_place: bool, tmp: Path, threads: int) -> Path:
     """A dir with ``model``'s files and a model.onnx that matches its weights."""
-    from extract.model.onnx import OnnxModelError, check_onnx, export_onnx
+    from extract.model.export import export_onnx
+    from extract.model.onnx import OnnxModelError, check_onnx
 
     try:
         check_onnx(model)
@@ -68,7 +69,8 @@ def trained_context(model: Path) -> str:
 
 def run_engine(loaded, docs, context: str, batch_size: int) -> dict:
     """training.evaluate's own prediction and scoring path, keeping the window logits for the diff."""
-    from extract.model.predict import combine, forward_docs, window_text
+    from extract.model.predict import forward_docs, window_text
+    from extract.text.spans import combine
     from training.evaluate import predict_conll
 
     s, logits = loaded.settings, []

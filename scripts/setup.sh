@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the project with pinned dependencies.
-# pip, not uv/poetry: only pip finds the CPU torch wheel this machine keeps on disk (FACTS.md).
+# pip, not uv/poetry: only pip finds the CPU torch wheel this machine keeps on disk: an unpinned torch resolves to a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,7 +16,8 @@ fi
 # The released model's ONNX graph (inference.engine: onnx) is derived from its safetensors, so it is
 # not kept in git (70 MB fp32): export it once here (~10 s), and again if the weights changed.
 python - <<'PY'
-from extract.model.onnx import OnnxModelError, check_onnx, export_onnx
+from extract.model.export import export_onnx
+from extract.model.onnx import OnnxModelError, check_onnx
 try:
     check_onnx("data/models/default")
 except OnnxModelError:

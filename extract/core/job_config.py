@@ -73,7 +73,7 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class FunnelConfig:
-    """A cheap pre-filter: windows that cannot hold a name are not run (extract/funnel.py)."""
+    """A cheap pre-filter: windows that cannot hold a name are not run (extract/text/funnel.py)."""
 
     # On: it cost 0.00 dev F1 (<= 0.1 allowed) and skipped no Reuters window, but all of a lowercase
     # chat corpus (scripts/funnel_table.py, README). Turn it off for text without capitals.
