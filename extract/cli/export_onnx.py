@@ -13,13 +13,13 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from extract.model.load import check_model_dir
-    from extract.model.onnx import OnnxModelError, export_onnx
+    from extract.model.export import export_onnx
+    from extract.model.loaded import check_model_dir
 
     try:
         check_model_dir(args.model_dir)
         facts = export_onnx(args.model_dir, args.out, threads=args.threads)
-    except (FileNotFoundError, OnnxModelError) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # OnnxModelError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ImportError as exc:
