@@ -42,7 +42,7 @@ class Extractor:
         self.min_score = min_score
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
-        self.funnel = funnel  # the job's default pre-filter (extract/funnel.py); None runs every window
+        self.funnel = funnel  # the job's default pre-filter (extract/text/funnel.py); None runs every window
 
     @classmethod
     def from_pretrained(cls, path: str = "data/models/default", device: str = "cpu", dtype: str = "fp32",
@@ -72,7 +72,8 @@ class Extractor:
             yield from self._run(chunk)
 
     def _run(self, texts: list[str]) -> list[list[Entity]]:
-        from extract.model.predict import combine, decode, forward_docs, window_text
+        from extract.model.predict import forward_docs, window_text
+        from extract.text.spans import combine, decode
         from extract.text.sanitize import sanitize
 
         s = self.loaded.settings

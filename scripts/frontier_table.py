@@ -35,7 +35,7 @@ def parse_row(text: str) -> tuple[str, list[str]]:
 def measure(paths: list[str], docs, threads: int) -> tuple[dict, int, int]:
     """Dev metrics, parameters and layers (summed over an ensemble's members)."""
     from extract.model.load import load
-    from extract.model.predict import DocProbs
+    from extract.text.spans import DocProbs
     from training.evaluate import evaluate_loaded
     from training.teachers import Ensemble, TeacherConfig
 

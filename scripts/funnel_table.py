@@ -38,7 +38,8 @@ def chat(n: int, seed: int = 0) -> list[str]:
 
 
 def measure(loaded, texts: list[str], funnel: str | None) -> tuple[float, int, float]:
-    from extract.model.predict import decode, predict_probs, window_text
+    from extract.model.predict import predict_probs, window_text
+    from extract.text.spans import decode
 
     s = loaded.settings
     docs = [window_text(t, loaded.tokenizer, int(s["max_length"]), int(s["stride"]), funnel) for t in texts]

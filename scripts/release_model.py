@@ -67,7 +67,7 @@ def main() -> None:
         f"threads of this project's 2-core machine. {n_params / 1e6:.1f}M parameters, {size:.1f} MB fp16 safetensors.")}
     (out / "README.md").write_text(model_card(out, summary, speed, args.extra, calibration=cal), encoding="utf-8")
     # After the safetensors are final: the graph records their sha256 (a stale model.onnx is refused).
-    from extract.model.onnx import export_onnx
+    from extract.model.export import export_onnx
 
     onnx = export_onnx(out, threads=args.threads)
     print(f"wrote {onnx['path']} (max |logit diff| vs torch fp32 {onnx['max_abs_logit_diff']:.1e}); compare dev "

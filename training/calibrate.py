@@ -1,12 +1,12 @@
 """Confidence calibration on dev: a temperature, then a length-aware map of the entity score.
 
 1. The temperature divides the logits before the softmax (word level), stored in config.json
-   ``ner_settings.temperature`` and applied by extract.predict.combine. It is fitted to the entity
+   ``ner_settings.temperature`` and applied by extract.text.spans.combine. It is fitted to the entity
    scores' log loss (golden-section search; unimodal in T).
 2. An entity's base score is the product of its words' chosen tag probabilities, which under-rates
    long names and over-rates single words (CoNLL dev, default model: 4+-word names scored 0.80 on
    average and were right 94% of the time; single words 0.94 for 90%). ``score_map`` [a, b, c]
-   turns it into sigmoid(a + b logit(product) + c ln(words)) (extract.predict.mapped_score), a
+   turns it into sigmoid(a + b logit(product) + c ln(words)) (extract.text.spans.mapped_score), a
    3-parameter logistic fit to the same log loss; stored as ``ner_settings.score_map`` and kept only
    when it lowers the 2-fold cross-fitted log loss (dev is the only held-out data we may tune on).
 
@@ -21,8 +21,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from extract.model.load import Loaded
-from extract.model.predict import _SCORE_EPS, DocProbs, decode, mapped_score, predict_probs
+from extract.model.loaded import Loaded
+from extract.model.predict import predict_probs
+from extract.text.spans import SCORE_EPS, DocProbs, decode, mapped_score
 from training.align import word_tags
 from training.conll import Document, doc_text, units
 
@@ -133,7 +134,7 @@ def fit_temperature(objective, lo: float = 0.25, hi: float = 8.0, iters: int = 3
 
 def _map_features(o: Outcomes) -> np.ndarray:
     # The same clipping as mapped_score, so the fitted coefficients mean the same thing there.
-    p = np.clip(o.product, _SCORE_EPS, 1 - _SCORE_EPS)
+    p = np.clip(o.product, SCORE_EPS, 1 - SCORE_EPS)
     return np.column_stack([np.ones(len(p)), np.log(p / (1 - p)), np.log(o.n_words)])
 
 

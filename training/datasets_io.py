@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from training.examples import Example, silver_examples
-from training.silver import _files, label_order, student_probs
+from training.silver import label_order, silver_files, student_probs
 
 NEEDED = ("text", "word_start", "probs")
 HOW_TO = ("Expected Parquet parts written by `python -m training label` (columns text, word_start, "
@@ -73,7 +73,7 @@ def _local_groups(source: str, cache_dir: str) -> list[tuple[list[str], object]]
     import datasets
 
     by_labels: dict[tuple, list[str]] = {}
-    for f in _files([source]):
+    for f in silver_files([source]):
         by_labels.setdefault(tuple(_parquet_labels(f, str(f))), []).append(str(f))
     out = []
     for theirs, files in by_labels.items():

@@ -1,7 +1,8 @@
 """Evaluate a model directory on a CoNLL-format file: seqeval strict IOB2, report and picture.
 
-Predictions go through the batch job's own path (extract.model.predict: windows, decode, repair) on the
-gold tokens joined into text, then back onto gold tokens by character offsets.
+Predictions go through the batch job's own path (extract.model.predict: windows, forward passes;
+extract.text.spans: decode, repair) on the gold tokens joined into text, then back onto gold tokens
+by character offsets.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from extract.model.load import Loaded
-from extract.model.predict import decode, predict_probs
+from extract.model.loaded import Loaded
+from extract.model.predict import predict_probs
+from extract.text.spans import decode
 from training.align import spans_to_token_tags
 from training.conll import Document, doc_text, units
 

@@ -1,6 +1,6 @@
 """The one training loop: fine-tuning and distillation both run here.
 
-Length-grouped batches (an epoch on 2 cores drops from ~20 to ~5 minutes, FACTS.md), AdamW with
+Length-grouped batches (an epoch on 2 cores drops from ~20 to ~5 minutes), AdamW with
 linear warm-up/decay, evaluation every ``eval_every`` steps and at each epoch end, the best model
 kept, and a checkpoint after every evaluation that ``run.resume`` continues from.
 """
@@ -19,6 +19,7 @@ import torch
 
 from safetensors.torch import load_file, save_file
 
+from extract.model.batch import batch_tensors
 from training.checkpoint import load_optimizer, save_optimizer, save_state
 from training.config import TrainConfig
 from training.examples import Example
@@ -38,26 +39,21 @@ def batches_for_epoch(lengths: list[int], batch_size: int, seed: int, epoch: int
 
 
 def collate(examples: list[Example], cls_id: int, sep_id: int, pad_id: int, n_labels: int) -> dict:
-    width = max(len(e.ids) for e in examples) + 2
-    b = len(examples)
-    ids = torch.full((b, width), pad_id, dtype=torch.long)
-    types = torch.zeros((b, width), dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.long)
+    """The inference layout (extract/model/batch.py: [CLS] ids [SEP], padded, casing ids as
+    token_type_ids) as torch tensors, with the gold labels and the teacher's soft targets beside."""
+    arrays = batch_tensors([(e.ids, e.casing) for e in examples], cls_id, sep_id, pad_id)
+    b, width = arrays["input_ids"].shape
     labels = torch.full((b, width), IGNORE, dtype=torch.long)
     has_soft = any(e.soft is not None for e in examples)
     soft = torch.zeros((b, width, n_labels)) if has_soft else None
     soft_mask = torch.zeros((b, width), dtype=torch.bool) if has_soft else None
     for i, e in enumerate(examples):
         n = len(e.ids)
-        ids[i, 0], ids[i, n + 1] = cls_id, sep_id
-        ids[i, 1:n + 1] = torch.from_numpy(e.ids)
-        types[i, 1:n + 1] = torch.from_numpy(e.casing)
-        mask[i, :n + 2] = 1
         labels[i, 1:n + 1] = torch.from_numpy(e.labels)
         if e.soft is not None:
             soft[i, 1:n + 1] = torch.from_numpy(e.soft)
             soft_mask[i, 1:n + 1] = torch.from_numpy(e.soft_mask)
-    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+    return {**{k: torch.from_numpy(v) for k, v in arrays.items()},
             "labels": labels, "soft": soft, "soft_mask": soft_mask}
 
 

@@ -16,7 +16,7 @@ from extract.core.config import ConfigError, to_dict
 from extract.text.labels import bio_labels
 from extract.job.driver import JobSpec, drive, write_json
 from extract.core.job_config import InferenceConfig, InputConfig, OutputConfig, RayConfig
-from extract.model.load import check_model_dir
+from extract.model.loaded import check_model_dir
 from extract.job.stages import Outcome, Processor
 from extract.job.summary import summarize
 from training.silver import silver_table

@@ -27,7 +27,8 @@ def silver_table(doc_ids, texts, labelled, labels: Sequence[str], teacher: dict)
     return pa.table(cols, schema=SCHEMA.with_metadata(meta))
 
 
-def _files(paths: Sequence[str]) -> list[Path]:
+def silver_files(paths: Sequence[str]) -> list[Path]:
+    """The silver Parquet parts: files as given, folders' silver/part-*.parquet (or part-*.parquet)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():

@@ -20,11 +20,10 @@ written (no percent-decoding; spaces are fine); ``file://`` URIs are percent-dec
   (de)compress by the name's suffix (".gz", ".bz2", ".zst"), so these calls pass compression=None.
 - Object stores have no folders: a "folder" is a key prefix, ``makedirs`` does nothing there, and
   pyarrow reports no modification time for prefixes (``mtime_ns`` is None). Deleting a file can
-  leave an empty "folder/" marker behind (``has_files`` tells a folder with no files).
-- Local folders are listed by os.walk itself (symlinked subfolders are not descended into).
+  leave an empty "folder/" marker behind (extract/core/listing.py lists files, folders and globs).
 - ``stat`` gives a file's (size, mtime_ns) in one lookup; compare stamps only with stamps from the
   same call (a listing may give an object store's times at another precision).
-- ``download`` streams one file to a local path atomically (the model cache, extract/model_files.py).
+- ``download`` streams one file to a local path atomically (the model cache, extract/model/files.py).
 - A ``pathlib.Path`` is accepted wherever a uri is and taken as the local path it names.
 """
 from __future__ import annotations
@@ -36,8 +35,7 @@ import os
 import posixpath
 import re
 import threading
-from stat import S_ISREG
-from typing import BinaryIO, Union
+from typing import BinaryIO, Callable, Union
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
@@ -46,20 +44,19 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "resolve", "is_local", "is_object_store", "join", "parent", "basename", "exists", "is_file", "is_dir",
-    "size", "mtime_ns", "list_files", "open_input", "read_bytes", "read_text", "write_bytes_atomic",
-    "write_parquet_atomic", "read_parquet", "parquet_file", "delete", "listdir", "makedirs", "clear_cache",
-    "split", "stat", "has_files", "download",
+    "size", "mtime_ns", "open_input", "read_bytes", "read_text", "write_bytes_atomic", "write_local_atomic",
+    "write_parquet_atomic", "read_parquet", "parquet_file", "delete", "makedirs", "clear_cache",
+    "split", "stat", "download", "LOCAL",
 ]
 
 Bytes = Union[bytes, bytearray, memoryview, pa.Buffer]
 Uri = Union[str, "os.PathLike[str]"]  # a pathlib.Path is taken as the local path it names
 
 OBJECT_STORES = frozenset({"s3", "gs", "gcs"})  # scheme://bucket/key; no folders, a PUT is atomic
-GLOB_CHARS = "*?["
 READ_BUFFER = 1 << 20  # remote reads: one ranged GET per MiB, however small the caller's reads
 
 _URI = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.S)
-_LOCAL = pafs.LocalFileSystem()
+LOCAL = pafs.LocalFileSystem()
 _cache: dict[tuple, pafs.FileSystem] = {}
 _lock = threading.Lock()
 
@@ -180,11 +177,11 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """``(filesystem, path)`` for a local path or URI; local paths come back absolute."""
     scheme, authority, path = _split(uri)
     if scheme == "":
-        return _LOCAL, os.path.abspath(os.path.expanduser(uri))
+        return LOCAL, os.path.abspath(os.path.expanduser(uri))
     if scheme == "file":
         if authority not in ("", "localhost"):
             raise ValueError(f"{uri}: a file:// URI names a local path (file:///abs/path), not host {authority!r}")
-        return _LOCAL, os.path.abspath(unquote(path) or "/")
+        return LOCAL, os.path.abspath(unquote(path) or "/")
     if not authority:
         raise ValueError(f"{uri}: expected {scheme}://<bucket or host>/<path>")
     fs = _filesystem(scheme, authority)
@@ -245,174 +242,11 @@ def stat(uri: str) -> tuple[int, int | None]:
     builtin os.stat (symlinks followed). Compare stamps only with stamps from this same call: a
     listing may report an object store's times at another precision than a lookup of one key."""
     fs, path = resolve(uri)
-    if fs is _LOCAL:
+    if fs is LOCAL:
         st = os.stat(path)
         return st.st_size, st.st_mtime_ns
     info = _file_info(uri)
     return int(info.size), (int(info.mtime_ns) if info.mtime_ns is not None else None)
-
-
-# ------------------------------------------------------------------------------------- listing
-
-def _has_glob(uri: str) -> bool:
-    return any(ch in uri for ch in GLOB_CHARS)
-
-
-def _walk_key(rel: str) -> tuple:
-    """Sort key giving os.walk's order with sorted dirnames and filenames: a folder's own files
-    first, then each subfolder in name order."""
-    parts = rel.split("/")
-    return tuple((1, p) for p in parts[:-1]) + ((0, parts[-1]),)
-
-
-def _component_regex(comp: str) -> str:
-    """One path component of a glob (no "/") as a regex: * and ? never cross "/", [...] as in
-    fnmatch ([!...] negates); like glob.glob, a wildcard does not match a leading "."."""
-    out = [] if comp.startswith(".") else [r"(?!\.)"]
-    i, n = 0, len(comp)
-    while i < n:
-        c = comp[i]
-        i += 1
-        if c == "*":
-            while i < n and comp[i] == "*":
-                i += 1
-            out.append(r"[^/]*")
-        elif c == "?":
-            out.append(r"[^/]")
-        elif c == "[":
-            j = i
-            if j < n and comp[j] == "!":
-                j += 1
-            if j < n and comp[j] == "]":
-                j += 1
-            while j < n and comp[j] != "]":
-                j += 1
-            if j >= n:  # no closing bracket: a literal "["
-                out.append(r"\[")
-                continue
-            body = comp[i:j].replace("\\", "\\\\")
-            i = j + 1
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            elif body.startswith("^"):
-                body = "\\" + body
-            out.append(f"(?!/)[{body}]")
-        else:
-            out.append(re.escape(c))
-    return "".join(out)
-
-
-def glob_regex(pattern: str) -> re.Pattern:
-    """A relative glob pattern ("a/*.json", "**/x?.txt") as a regex over relative "/" paths.
-    ``**`` as a whole component matches zero or more folders (all files below when it is last)."""
-    comps = pattern.split("/")
-    parts: list[str] = []
-    for k, comp in enumerate(comps):
-        last = k == len(comps) - 1
-        if comp == "**":
-            parts.append(r"(?:(?!\.)[^/]+/)*" + (r"(?!\.)[^/]+" if last else ""))
-        else:
-            parts.append(_component_regex(comp) + ("" if last else "/"))
-    return re.compile("".join(parts), re.S)
-
-
-def _rel(base: str, path: str) -> str:
-    base = base.rstrip("/")
-    return path[len(base) + 1:] if path.startswith(base + "/") else path.lstrip("/")
-
-
-def list_files(spec: str, what: str = "path", literal: bool = False) -> list[tuple[str, int]]:
-    """``[(uri, size)]`` for a file, a folder (every file below it, in os.walk order: a folder's
-    files by name, then its subfolders by name) or a glob (``*``, ``?``, ``[...]``, ``**``; sorted
-    by uri, as sorted(glob.glob(spec, recursive=True)) gives them). Returned uris keep the spec's
-    form (scheme, or a relative local path). A glob that matches nothing gives []; a plain path
-    that is neither a file nor a folder raises FileNotFoundError naming ``what``. ``literal``: the
-    spec names a file or folder as written, "*?[" included (a folder called "runs[1]")."""
-    spec = os.fspath(spec)
-    if not literal and _has_glob(spec):
-        return _glob(spec, what)
-    fs, path = resolve(spec)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.File:
-        return [(spec, int(info.size))]
-    if info.type != pafs.FileType.Directory:
-        raise FileNotFoundError(errno.ENOENT, f"{what} {spec} matched no file: expected a file, a folder or a "
-                                              "glob, and nothing exists there")
-    prefix = spec if spec.endswith("/") else spec + "/"
-    if fs is _LOCAL:
-        return [(prefix + rel, n) for rel, n in _walk_local(path)]
-    found = [(_rel(path, i.path), int(i.size)) for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-             if i.type == pafs.FileType.File]
-    found.sort(key=lambda e: _walk_key(e[0]))
-    return [(prefix + rel, n) for rel, n in found]
-
-
-def _walk_local(path: str) -> list[tuple[str, int]]:
-    """os.walk itself (pyarrow's recursive listing would descend into symlinked folders, which
-    os.walk does not): regular files (symlinks to them included), relative "/" paths and sizes."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.stat(full)
-            except OSError:  # a broken symlink
-                continue
-            if S_ISREG(st.st_mode):
-                out.append((os.path.relpath(full, path).replace(os.sep, "/"), st.st_size))
-    return out
-
-
-def _glob(spec: str, what: str) -> list[tuple[str, int]]:
-    scheme, authority, path = _split(spec)
-    if scheme and _has_glob(authority):
-        raise ValueError(f"{what} {spec}: a glob in the bucket or host name is not supported; put it in the path")
-    first = min(spec.index(c) for c in GLOB_CHARS if c in spec)
-    slash = spec.rfind("/", 0, first)
-    base = spec[: slash + 1]  # "" for a relative local glob such as "*.jsonl"
-    pattern = spec[len(base):]
-    regex = glob_regex(pattern)
-    fs, root = resolve(base or ".")
-    # Only "a/b*" patterns need more than the base folder's own entries (FileSelector has no depth limit).
-    sel = pafs.FileSelector(root, recursive="/" in pattern or "**" in pattern, allow_not_found=True)
-    try:
-        infos = fs.get_file_info(sel)
-    except NotADirectoryError:
-        return []
-    out = []
-    for i in infos:
-        if i.type != pafs.FileType.File:
-            continue
-        rel = _rel(root, i.path)
-        if regex.fullmatch(rel):
-            out.append((base + rel, int(i.size)))
-    out.sort()
-    return out
-
-
-def has_files(uri: str) -> bool:
-    """Whether any file lies below ``uri`` (False for nothing there). On an object store a "folder"
-    whose files were all deleted may still be listed through an empty marker: it holds no files."""
-    fs, path = resolve(uri)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.File:
-        return True
-    if info.type != pafs.FileType.Directory:
-        return False
-    sel = pafs.FileSelector(path, recursive=True, allow_not_found=True)
-    return any(i.type == pafs.FileType.File for i in fs.get_file_info(sel))
-
-
-def listdir(uri: str) -> list[str]:
-    """Names (files and folders) directly in a folder, sorted."""
-    fs, path = resolve(uri)
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        raise _not_found(uri, "a folder")
-    if info.type == pafs.FileType.File:
-        raise NotADirectoryError(errno.ENOTDIR, f"expected a folder at {uri}, found a file")
-    return sorted(posixpath.basename(i.path.rstrip("/")) for i in fs.get_file_info(pafs.FileSelector(path)))
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -422,7 +256,7 @@ def open_input(uri: str, buffer_size: int = READ_BUFFER) -> BinaryIO:
     the builtin file; remote: pyarrow's random-access file behind an io.BufferedReader, so small
     reads do not each cost a request."""
     fs, path = resolve(uri)
-    if fs is _LOCAL:
+    if fs is LOCAL:
         return open(path, "rb")
     try:
         raw = fs.open_input_file(path)
@@ -433,7 +267,7 @@ def open_input(uri: str, buffer_size: int = READ_BUFFER) -> BinaryIO:
 
 def read_bytes(uri: str) -> bytes:
     fs, path = resolve(uri)
-    if fs is _LOCAL:
+    if fs is LOCAL:
         with open(path, "rb") as f:
             return f.read()
     try:
@@ -469,10 +303,16 @@ def _tmp_name(path: str) -> str:
     return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
 
 
-def _local_atomic(path: str, write, tmp: str | None = None) -> None:
-    """``write(tmp)`` then rename over ``path``; the temporary file never outlives a failure."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = tmp or os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+def write_local_atomic(path: str, write: Callable[[str], object], unique: bool = False) -> None:
+    """The one temp-file-then-rename writer for local files: ``write(tmp)`` fills a temporary file
+    in ``path``'s folder (created if missing), then it is renamed over ``path``, so a reader sees
+    the old file or the whole new one; the temporary file never outlives a failure. ``unique``:
+    the temporary name is this process's and thread's own, for writers that may run concurrently
+    on one file (workers on one node) without a lock."""
+    folder, name = os.path.dirname(path), os.path.basename(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp" if unique else f".{name}.tmp")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -487,11 +327,11 @@ def _local_atomic(path: str, write, tmp: str | None = None) -> None:
 def write_bytes_atomic(uri: str, data: Bytes) -> None:
     """Readers see the old file or the whole new one, never part of it."""
     fs, path = resolve(uri)
-    if fs is _LOCAL:
+    if fs is LOCAL:
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 f.write(data)
-        _local_atomic(path, write)
+        write_local_atomic(path, write)
     elif _split(uri)[0] in OBJECT_STORES:
         with fs.open_output_stream(path, compression=None) as out:  # visible only once the upload completes
             out.write(data)
@@ -506,8 +346,8 @@ def write_bytes_atomic(uri: str, data: Bytes) -> None:
 def write_parquet_atomic(table: pa.Table, uri: str) -> None:
     """A zstd Parquet file, written atomically (see write_bytes_atomic)."""
     fs, path = resolve(uri)
-    if fs is _LOCAL:
-        _local_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    if fs is LOCAL:
+        write_local_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
         return
     buf = pa.BufferOutputStream()  # complete before anything goes up: a failed write uploads nothing
     pq.write_table(table, buf, compression="zstd")
@@ -534,7 +374,7 @@ def download(uri: str, local_path: str, chunk: int = 8 << 20) -> None:
     fs, path = resolve(uri)
     local_path = os.path.abspath(local_path)
     try:
-        src = open(path, "rb") if fs is _LOCAL else fs.open_input_stream(path, compression=None)
+        src = open(path, "rb") if fs is LOCAL else fs.open_input_stream(path, compression=None)
     except FileNotFoundError as exc:
         raise _not_found(uri) from exc
 
@@ -542,9 +382,7 @@ def download(uri: str, local_path: str, chunk: int = 8 << 20) -> None:
         with src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, chunk)
 
-    unique = os.path.join(os.path.dirname(local_path),
-                          f".{os.path.basename(local_path)}.{os.getpid()}.{threading.get_ident()}.tmp")
-    _local_atomic(local_path, write, unique)
+    write_local_atomic(local_path, write, unique=True)
 
 
 def makedirs(uri: str) -> None:
@@ -553,7 +391,7 @@ def makedirs(uri: str) -> None:
     if scheme in OBJECT_STORES:
         return
     fs, path = resolve(uri)
-    if fs is _LOCAL:
+    if fs is LOCAL:
         os.makedirs(path, exist_ok=True)
     else:
         fs.create_dir(path, recursive=True)

@@ -21,9 +21,8 @@ from extract.model.files import local_model_dir
 from extract.job.stages import Outcome, Processor
 from extract.core.types import Record
 from extract.job.driver import JobSpec, drive, write_json
-from extract.job.identity import model_id
 from extract.job.summary import drift, summarize
-from extract.model.load import check_model_dir, check_tokenizer, model_labels
+from extract.model.loaded import check_model_dir, check_tokenizer, labels_settings, load_tokenizer, model_id, model_labels
 
 
 class ShardProcessor(Processor):
@@ -35,11 +34,7 @@ class ShardProcessor(Processor):
         super().__init__(out, cfg.input, cfg.ray.record_kill_limit)
         self.cfg = cfg
         model_path = local_model_dir(cfg.model.path)  # each node copies a remote model once
-        config = json.loads((model_path / "config.json").read_text(encoding="utf-8"))
-        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        from extract.model.load import DEFAULT_SETTINGS
-
-        self.settings = {**DEFAULT_SETTINGS, **(config.get("ner_settings") or {})}
+        self.labels, self.settings = labels_settings(model_path)  # config.json alone: no weights
         self.max_length = cfg.model.max_length or int(self.settings["max_length"])
         self.stride = int(self.settings["stride"]) if cfg.model.stride < 0 else cfg.model.stride
         self.temperature = float(self.settings.get("temperature", 1.0))
@@ -61,9 +56,7 @@ class ShardProcessor(Processor):
     def tokenizer(self):
         """Loaded on first use: the decode/write stage never needs it (nor transformers' import)."""
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), trust_remote_code=False)
+            self._tokenizer = load_tokenizer(self.model_path)
         return self._tokenizer
 
     def features(self, text: str) -> Any:
@@ -79,7 +72,7 @@ class ShardProcessor(Processor):
         return forward_docs(self.loaded, features, inf.batch_size, inf.batch_tokens)
 
     def outcome(self, rec: Record, features: Any, result: Any) -> Outcome:
-        from extract.model.predict import combine, decode
+        from extract.text.spans import combine, decode
 
         doc = combine(features, result, len(self.labels), self.temperature)
         found = [e for e in decode(doc, rec.text, self.labels, self.repair, self.keep,  # type: ignore[arg-type]

@@ -2,58 +2,24 @@
 
 The identity is a flat mapping of named parts: every setting that changes outputs (by its dotted
 config name), the input files (names, sizes, modification times; local paths or URIs), and per
-model its config.json, tokenizer files and weights by full content hash. Hashing weights costs a read of the file, so
-the hash is cached per (path, size, mtime) in the user's cache folder.
+model its config.json, tokenizer files and weights by full content hash (``file_sha256``: cached
+per (path, size, mtime) in the user's cache folder, extract/core/cache.py).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nerbatch" / "sha256.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+from extract.core.cache import file_sha256
+from extract.model.files import TOKENIZER_FILES
 
-
-def file_sha256(path: Path) -> str:
-    """Full sha256 of a file, cached by (resolved path, size, mtime)."""
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    cache = _read_cache()
-    if key in cache:
-        return cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    cache[key] = digest
-    _write_cache(cache)
-    return digest
-
-
-def _read_cache() -> dict:
-    try:
-        return json.loads(CACHE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_cache(cache: dict) -> None:
-    try:
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = CACHE.with_name(f".{CACHE.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dict(list(cache.items())[-1000:])), encoding="utf-8")
-        os.replace(tmp, CACHE)
-    except OSError:
-        pass  # a read-only home only costs a re-hash next time
-
-
-def model_id(model_dir: Path) -> str:
-    """The `model` column: the folder name and the weights' full sha256."""
-    return f"{model_dir.resolve().name}@sha256:{file_sha256(model_dir / 'model.safetensors')}"
+# The tokenizer files a job's identity hashes: the first four of the one list, in its order, as the
+# identity always has. The job runs the fast tokenizer, tokenizer.json (with tokenizer_config.json
+# and special_tokens_map.json); the files after them only feed slow tokenizers. Hashing more of
+# them would change the identity of existing output folders that hold them: they would not resume.
+HASHED_TOKENIZER_FILES = TOKENIZER_FILES[:4]
 
 
 def _digest(data: Any) -> str:
@@ -79,7 +45,7 @@ def job_identity(settings: dict[str, Any], stamps: Iterable[tuple], model_dirs: 
     for i, m in enumerate(model_dirs):
         tag = f"model {i + 1} " if i else "model "
         ident[f"{tag}config.json"] = _digest((m / "config.json").read_text(encoding="utf-8"))
-        tok = [(n, file_sha256(m / n)) for n in TOKENIZER_FILES if (m / n).is_file()]
+        tok = [(n, file_sha256(m / n)) for n in HASHED_TOKENIZER_FILES if (m / n).is_file()]
         ident[f"{tag}tokenizer files"] = _digest(tok)
         ident[f"{tag}weights (sha256)"] = file_sha256(m / "model.safetensors")
     return json.loads(json.dumps(ident, default=str))  # as it will read back from _job.json

@@ -3,8 +3,8 @@ copied once into a local cache folder, loaded from there.
 
 ``local_model_dir(path)`` is the one entry point: a local path comes back as it is (a ``file://``
 URI as the path it names); a remote folder is checked (config.json and model.safetensors must be
-there) and the files a model needs are copied to
-``$XDG_CACHE_HOME/nerbatch/models/<sha256 of the URI>/<folder name>/`` (``~/.cache`` by default;
+there) and the files a model needs are copied to ``<cache root>/models/<sha256 of the URI>/<folder
+name>/`` (extract/core/cache.py: ``$XDG_CACHE_HOME/nerbatch``, ``~/.cache/nerbatch`` by default;
 the folder keeps its name, so the ``model`` column reads as it would for a local copy). Only
 config.json, model.safetensors, the tokenizer files, any ``casing*.safetensors`` and metrics.json
 (the dev scores run.json compares against) are copied: never pickled weights, never code.
@@ -25,18 +25,16 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from extract.core import fs
+from extract.core import cache, fs
 
 REQUIRED = ("config.json", "model.safetensors")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model")
+# Every file a tokenizer may be saved as (copied with a remote model). The first four, in this order,
+# are the ones a job's identity hashes (extract/job/identity.py): keep them first and in order.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                   "added_tokens.json", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model")
 EXTRA_FILES = ("metrics.json",)
 EXTRA_PATTERNS = ("casing*.safetensors",)
 MANIFEST = ".nerbatch-source.json"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nerbatch" / "models"
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -50,7 +48,8 @@ def wanted(name: str) -> bool:
 
 
 def remote_files(uri: str) -> dict[str, list]:
-    """``{name: [size, mtime_ns]}`` of the files directly in a remote model folder (one listing).
+    """``{name: [size, mtime_ns]}`` of the files directly in a remote model folder (one listing);
+    the checks extract/model/loaded.py's ``check_model_dir`` makes of a local folder, by listing:
     FileNotFoundError (with a fix) when it is missing or lacks config.json / model.safetensors;
     ValueError when the store cannot be read (credentials, network, a malformed URI)."""
     uri = uri.rstrip("/")
@@ -75,20 +74,9 @@ def remote_files(uri: str) -> dict[str, list]:
     return files
 
 
-def check_model_dir(path: str | os.PathLike) -> str | Path:
-    """extract.model.check_model_dir for local paths; for a URI, the same checks by listing it."""
-    path = os.fspath(path)
-    if not is_remote(path):
-        from extract.model.load import check_model_dir as check_local
-
-        return check_local(fs.resolve(path)[1] if fs.split(path)[0] == "file" else path)
-    remote_files(path)
-    return path
-
-
 def cache_dir(uri: str) -> Path:
     uri = uri.rstrip("/")
-    return cache_root() / hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32] / fs.basename(uri)
+    return cache.cache_root() / "models" / hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32] / fs.basename(uri)
 
 
 def local_model_dir(path: str | os.PathLike) -> Path:
@@ -128,9 +116,8 @@ def _sync(uri: str, files: dict[str, list], folder: Path) -> None:
     for entry in folder.iterdir():  # a file gone from the remote folder (a casing table) goes here too
         if entry.is_file() and entry.name != MANIFEST and not entry.name.startswith(".") and entry.name not in files:
             entry.unlink()
-    tmp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"uri": uri, "files": files}, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, manifest)
+    text = json.dumps({"uri": uri, "files": files}, sort_keys=True)
+    fs.write_local_atomic(str(manifest), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), unique=True)
 
 
 class _locked:
