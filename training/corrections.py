@@ -6,15 +6,13 @@ corrections file the training side reads: JSON lines, one corrected document per
 
     {"doc_id": "...", "text": "...", "spans": [[start, end, "LABEL"], ...]}
 
-with Python character offsets (code points) into ``text``. Per task the latest annotation that is
-not cancelled counts (by ``updated_at``/``created_at``/``id``); a task without one is left out (not
-reviewed: its predictions are not gold). A task whose annotator removed every span is kept with
-``"spans": []``: "no entity here" is a correction too.
-
-Offsets are checked against the text: Label Studio's text offsets have been JavaScript (UTF-16)
-offsets in some versions (emoji, astral characters), so a span whose ``text[start:end]`` differs
-from its ``value.text`` is tried as UTF-16 offsets, then by looking for ``value.text`` nearest the
-given start; a span found by none of these is dropped and counted.
+with Python character offsets (code points) into ``text``. The export is read by
+``extract.monitor.labelstudio.from_label_studio`` (the one reader, shared with ``python -m extract
+quality``): per task the latest annotation that is not cancelled counts; a task without one is left
+out (not reviewed: its predictions are not gold); a task whose annotator removed every span is kept
+with ``"spans": []``: "no entity here" is a correction too; offsets that are not code points
+(UTF-16 offsets of some Label Studio versions) are repaired, and a span that cannot be found in the
+text is dropped and counted.
 
 In training (``data.corrections``, ``data.corrections_weight``), every document becomes gold
 windows exactly as the silver path aligns words: the text is encoded with extract's ``encode``,
@@ -33,73 +31,10 @@ from typing import Sequence
 
 import numpy as np
 
+from extract.monitor.labelstudio import from_label_studio
 from extract.text.windows import encode, windows
 from training.align import piece_targets
 from training.examples import Example
-
-
-def _utf16_to_cp(text: str, off: int) -> int | None:
-    units = 0
-    for i, ch in enumerate(text):
-        if units == off:
-            return i
-        units += 2 if ord(ch) > 0xFFFF else 1
-    return len(text) if units == off else None
-
-
-def _fix_span(text: str, start: int, end: int, want: str | None) -> tuple[int, int] | None:
-    if want is None or text[start:end] == want:
-        return (start, end) if 0 <= start < end <= len(text) else None
-    s, e = _utf16_to_cp(text, start), _utf16_to_cp(text, end)
-    if s is not None and e is not None and text[s:e] == want:
-        return s, e
-    hits, i = [], text.find(want)
-    while i >= 0 and want:
-        hits.append(i)
-        i = text.find(want, i + 1)
-    if hits:
-        s = min(hits, key=lambda h: abs(h - start))
-        return s, s + len(want)
-    return None
-
-
-def _latest_annotation(task: dict) -> dict | None:
-    anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-    if not anns:
-        return None
-    return max(anns, key=lambda a: (str(a.get("updated_at") or ""), str(a.get("created_at") or ""), a.get("id") or 0))
-
-
-def from_label_studio(tasks: list[dict], text_key: str = "text") -> tuple[list[dict], dict]:
-    """Label Studio export tasks -> correction records; and counts (tasks, corrected, spans, dropped)."""
-    if not isinstance(tasks, list):
-        raise ValueError("expected a Label Studio JSON export: a list of tasks")
-    out, facts = [], {"tasks": len(tasks), "corrected": 0, "unannotated": 0, "spans": 0, "fixed_offsets": 0,
-                      "dropped_spans": 0}
-    for task in tasks:
-        data = task.get("data") or {}
-        text = data.get(text_key)
-        ann = _latest_annotation(task)
-        if ann is None or not isinstance(text, str):
-            facts["unannotated"] += 1
-            continue
-        spans = []
-        for r in ann.get("result") or []:
-            v = r.get("value") or {}
-            if r.get("type") != "labels" or "start" not in v or "end" not in v or not v.get("labels"):
-                continue
-            fixed = _fix_span(text, int(v["start"]), int(v["end"]), v.get("text"))
-            if fixed is None:
-                facts["dropped_spans"] += 1
-                continue
-            if fixed != (int(v["start"]), int(v["end"])):
-                facts["fixed_offsets"] += 1
-            spans.append([fixed[0], fixed[1], str(v["labels"][0])])
-        spans.sort()
-        facts["corrected"] += 1
-        facts["spans"] += len(spans)
-        out.append({"doc_id": data.get("doc_id", task.get("id")), "text": text, "spans": spans})
-    return out, facts
 
 
 def convert(export: str | Path, dest: str | Path) -> dict:

@@ -4,8 +4,8 @@ Each ``ok`` document of a finished ``python -m extract run`` (OUT) becomes one s
 form the distillation loss takes (texts, word starts, per-word label distributions):
 
 - the text is re-read from the job's input through OUT/plan.json + run.json with
-  ``extract.review.read_texts`` (the docs row's ``shard`` + ``index`` pick the record), so entity
-  offsets index exactly the text the job's model saw;
+  ``extract.monitor.outputs.read_texts`` (the docs row's ``shard`` + ``index`` pick the record), so
+  entity offsets index exactly the text the job's model saw;
 - words are the student tokenizer's word spans (``encode(...).word_spans()``), as for corrections;
 - entities scoring below ``data.silver_jobs_min_score`` are dropped (the document keeps the others);
   a kept entity's words get B-/I- of its type (first span wins on overlap, as in corrections) with
@@ -27,7 +27,8 @@ import pyarrow.compute as pc
 
 from extract.core import fs, schema
 from extract.job.summary import table_of
-from extract.monitor.review import ReviewError, read_texts
+from extract.monitor.outputs import read_texts
+from extract.monitor.review import ReviewError
 from extract.text.windows import encode
 
 

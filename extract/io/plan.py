@@ -3,7 +3,6 @@ record is parsed. A plan is saved as plan.json in the output, so a rerun neither
 the corpus again; ``probe_columns`` reads the first few records to fail fast on wrong columns."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 
@@ -11,7 +10,7 @@ from extract.core import fs
 from extract.core.config import ConfigError, did_you_mean, suggest, to_dict
 from extract.core.job_config import InputConfig
 from extract.core.types import Shard
-from extract.io.readers import MAX_JSON_ARRAY_BYTES, decode, is_json_array, max_line_bytes, stamps_of
+from extract.io.readers import MAX_JSON_ARRAY_BYTES, csv_mappings, is_json_array, max_line_bytes, stamps_of
 from extract.io.sources import InputFile, list_inputs, open_binary, read_bounded, read_lines
 
 PROBE_RECORDS = 50  # records read from the first file to check the configured columns
@@ -86,7 +85,7 @@ def plan(cfg: InputConfig) -> tuple[list[Shard], dict]:
             shards.append(Shard((r, k // cfg.shard_size), "text", root=root, files=group, stamps=stamps))
     name_shards(shards)
     facts = {"files": len(listing.files), "shards": len(shards), "skipped_files": listing.skipped,
-             "skipped_file_examples": listing.skipped_examples}
+             "skipped_file_examples": listing.skipped_examples, "skipped_file_reasons": listing.skipped_reasons}
     return shards, facts
 
 
@@ -116,10 +115,8 @@ def _first_mappings(shard: Shard, cfg: InputConfig) -> list[dict]:
     rows: list = []
     try:
         with open_binary(shard.file, shard.compression) as f:
-            if shard.fmt == "csv":
-                lines = (decode(l.data, cfg)[0] or "" for l in read_lines(f, max_line_bytes(cfg)) if l.data is not None)
-                reader = csv.DictReader(line + "\n" for line in lines)
-                rows = [row for _, row in zip(range(PROBE_RECORDS), reader)]
+            if shard.fmt == "csv":  # records as the reader cuts them (CR-only files, long quoted fields)
+                rows = [row for _, row in zip(range(PROBE_RECORDS), csv_mappings(f, cfg))]
             elif shard.fmt == "json" and is_json_array(shard.file, shard.compression):
                 raw, _ = read_bounded(f, MAX_JSON_ARRAY_BYTES)
                 rows = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode(cfg.encoding, errors="replace"))[:PROBE_RECORDS]

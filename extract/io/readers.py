@@ -12,10 +12,9 @@ CSV or a JSON array cannot be split and is one shard. A JSON-lines record's sour
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
-import sys
+import re
 from typing import Iterator
 
 from extract.core import fs
@@ -23,7 +22,7 @@ from extract.core.config import suggest
 from extract.core.job_config import InputConfig
 from extract.text.sanitize import sanitize
 from extract.core.types import InputChanged, Record, Shard
-from extract.io.sources import Line, open_binary, read_bounded, read_lines
+from extract.io.sources import Line, not_regular, open_binary, read_bounded, read_csv_records, read_lines
 
 MAX_JSON_ARRAY_BYTES = 256 << 20  # a JSON array is parsed whole: past this, ask for JSON lines
 
@@ -36,8 +35,23 @@ def stamps_of(paths: list[str]) -> list[list]:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(min(16, len(paths))) as pool:
-            return [list(st) for st in pool.map(fs.stat, paths)]
-    return [list(fs.stat(p)) for p in paths]
+            return [list(st) for st in pool.map(_stat, paths)]
+    return [list(_stat(p)) for p in paths]
+
+
+def _stat(path: str) -> tuple[int, int | None]:
+    """fs.stat; a local symlink whose target is missing (or loops) is stamped by the link itself, so
+    a text folder holding one plans and reads (its reader gives it an error row)."""
+    try:
+        return fs.stat(path)
+    except OSError:
+        if not fs.is_local(path):
+            raise
+        local = fs.resolve(path)[1]
+        if not os.path.islink(local):
+            raise
+        st = os.lstat(local)
+        return st.st_size, st.st_mtime_ns
 
 
 def check_stamps(shard: Shard) -> None:
@@ -203,62 +217,149 @@ def is_json_array(path: str, compression: str | None) -> bool:
 
 
 class CsvReader:
-    """CSV as spreadsheets save it: byte order mark, CRLF, quoted fields with newlines; each
-    physical line decoded on its own, so one cp1252 line warns only the record it belongs to."""
+    """CSV as spreadsheets save it: byte order mark, LF, CRLF or CR-only (classic Mac) line ends,
+    quoted fields with line breaks (kept as the file has them). Records are cut by following the
+    quotes (sources.read_csv_records), so a record over the limit is one `skipped` row, with its id
+    when the id field came before the cut, and the next record reads normally. Each physical line
+    is decoded on its own, so one cp1252 line warns only the record it belongs to."""
 
     def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
-        csv.field_size_limit(min(sys.maxsize, max_line_bytes(cfg)))
-        state = {"warning": None, "problem": None}
         with open_binary(shard.file, shard.compression) as f:
-            reader = csv.reader(self._lines(f, cfg, state))
-            header: list[str] | None = None
-            while True:
-                state["warning"] = state["problem"] = None
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    if header is None:
-                        yield Record(None, None, shard.file, f"unreadable CSV header: {exc}")
-                        return
-                    yield Record(None, None, f"{shard.file}:{reader.line_num}", f"malformed CSV: {exc}")
-                    continue
-                source = f"{shard.file}:{reader.line_num}"
-                if state["problem"]:
-                    yield Record(None, None, source, state["problem"])
-                    if state["problem"].startswith("the file ends early"):
-                        return
-                    continue
-                if header is None:
-                    header = row
-                    continue
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
-                    yield Record(None, None, source, f"expected {len(header)} fields as in the header, "
-                                 f"found {len(row)}")
-                    continue
-                yield limit(record_from_mapping(dict(zip(header, row)), source, cfg, state["warning"]), cfg)
+            yield from csv_records(f, shard.file, cfg)
 
-    @staticmethod
-    def _lines(f, cfg: InputConfig, state: dict) -> Iterator[str]:
-        for line in read_lines(f, max_line_bytes(cfg)):
-            if line.broken:
-                state["problem"] = f"the file ends early or is corrupt: {line.broken}"
-                yield "\n"
+
+def csv_records(f, file: str, cfg: InputConfig) -> Iterator[Record]:
+    """One record per CSV record of the stream after the header (blank ones are not records)."""
+    header: list[str] | None = None
+    for raw in read_csv_records(f, max_line_bytes(cfg)):
+        source = f"{file}:{raw.last}"
+        if raw.broken:
+            yield Record(None, None, source if header is not None else file,
+                         f"the file ends early or is corrupt: {raw.broken}; every complete record before it was read")
+            return
+        where = f"line {raw.first:,}" if raw.first == raw.last else f"lines {raw.first:,}-{raw.last:,}"
+        if raw.unclosed:
+            problem = (f"a quoted field opened on line {raw.first:,} is never closed: the file ends inside it "
+                       f"({where} were read as that one record)")
+            yield Record(None, None, file if header is None else source,
+                         f"unreadable CSV header: {problem}" if header is None else f"malformed CSV: {problem}")
+            return
+        if raw.too_long:
+            reason = (f"a CSV record of over {raw.too_long:,} bytes ({where}) is over input.max_chars="
+                      f"{cfg.max_chars:,} (at most {max_line_bytes(cfg):,} bytes a record); raise it to read this record")
+            if header is None:
+                yield Record(None, None, file, f"unreadable CSV header: {reason}")
                 return
-            if line.data is None:
-                state["problem"] = f"a line of over {line.too_long:,} bytes is over the limit of input.max_chars"
-                yield "\n"
-                continue
-            text, warning, err = decode(line.data, cfg)
-            if err:
-                state["problem"] = err
-                yield "\n"
-                continue
-            state["warning"] = state["warning"] or warning
-            yield text + "\n"
+            yield Record(_id_before_cut(raw, header, cfg), None, source, reason, status="skipped")
+            continue
+        text, warning, err = _decode_record(raw.lines, raw.ends, cfg)
+        if err:
+            if header is None:
+                yield Record(None, None, file, f"unreadable CSV header: {err}")
+                return
+            yield Record(None, None, source, err)
+            continue
+        row = split_fields(text)
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = row
+            continue
+        if len(row) != len(header):
+            yield Record(None, None, source, f"expected {len(header)} fields as in the header, found {len(row)}")
+            continue
+        yield limit(record_from_mapping(dict(zip(header, row)), source, cfg, warning), cfg)
+
+
+def csv_mappings(f, cfg: InputConfig) -> Iterator[dict]:
+    """The well-formed rows of a CSV stream as {header: value} (for the column probe)."""
+    header: list[str] | None = None
+    for raw in read_csv_records(f, max_line_bytes(cfg)):
+        if raw.broken or raw.unclosed:
+            return
+        if raw.too_long:
+            if header is None:
+                return
+            continue
+        text, _, err = _decode_record(raw.lines, raw.ends, cfg)
+        row = split_fields(text or "")
+        if err or not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = row
+        elif len(row) == len(header):
+            yield dict(zip(header, row))
+
+
+def _decode_record(lines: list[bytes], ends: list[bytes], cfg: InputConfig) -> tuple[str | None, str | None, str | None]:
+    """(text, warning, error) of a record's physical lines, each decoded on its own, joined by the
+    line ends they had in the file."""
+    if len(lines) == 1:
+        return decode(lines[0], cfg)
+    parts, warning = [], None
+    for k, line in enumerate(lines):
+        text, note, err = decode(line, cfg)
+        if err:
+            return None, None, err
+        warning = warning or note
+        parts.append(text)
+        if k < len(ends):
+            parts.append(ends[k].decode("ascii"))
+    return "".join(parts), warning, None
+
+
+_QUOTED_BODY = re.compile(r'[^"]*+(?:""[^"]*+)*+')
+
+
+def split_fields(text: str) -> list[str]:
+    """The fields of one CSV record (its line ends inside quotes included), as Python's csv module
+    (excel dialect, not strict) gives them: [] for an empty record, "" inside quotes is a quote,
+    text after a closing quote is kept, a quote inside an unquoted field is an ordinary character."""
+    if not text:
+        return []
+    if '"' not in text:
+        return text.split(",")
+    fields = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == '"':
+            m = _QUOTED_BODY.match(text, i + 1)
+            value, j = m.group().replace('""', '"'), m.end()
+            j += j < n  # the closing quote (absent only at the end of an unclosed record)
+            k = text.find(",", j)
+            k = n if k < 0 else k
+            value += text[j:k]
+        else:
+            k = text.find(",", i)
+            k = n if k < 0 else k
+            value = text[i:k]
+        fields.append(value)
+        if k >= n:
+            return fields
+        i = k + 1
+
+
+def _id_before_cut(raw, header: list[str], cfg: InputConfig) -> str | None:
+    """The id of an over-long record when its id field lies wholly in the kept prefix."""
+    if cfg.id_column not in header:
+        return None
+    at = len(header) - 1 - header[::-1].index(cfg.id_column)  # dict(zip(header, row)) keeps the last
+    lines, ends = list(raw.lines), list(raw.ends)
+    cut = lines[-1].rfind(b",")  # a comma is one byte in any of our encodings: never half a character
+    if cut < 0:
+        lines.pop()
+    else:
+        lines[-1] = lines[-1][:cut + 1]
+    if not lines:
+        return None
+    text, _, err = _decode_record(lines, ends[:len(lines) - 1], cfg)
+    if err or text is None:
+        return None
+    complete = split_fields(text)[:-1]  # the last field was cut (or is the empty one after the comma)
+    if at >= len(complete):
+        return None
+    doc_id = sanitize(complete[at])[0]
+    return doc_id if doc_id.strip() else None
 
 
 class ParquetReader:
@@ -289,6 +390,10 @@ class TextReader:
 
         for path in shard.files:
             doc_id = sanitize(relative_to(path, shard.root))[0]  # undecodable file-name bytes
+            why = not_regular(fs.resolve(path)[1]) if fs.is_local(path) else None
+            if why:  # a FIFO, a socket, a dangling symlink: never opened (a FIFO would block)
+                yield Record(doc_id, None, path, why)
+                continue
             try:
                 with open_binary(path, compression_of(path)) as f:
                     # UTF-8 takes at most 4 bytes a character: more bytes than that is surely too long.

@@ -11,7 +11,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from extract.core import fs, schema
+from extract.core import fs, listing, schema
+
+BINS = 10  # the confidence histogram: equal bins over [0, 1]
+# Drift thresholds, by which the run report flags: a population stability index below PSI_WATCH is
+# stable, up to PSI_DRIFT watch, above it drift (proportions floored at EPS); an entity rate ratio
+# (here / reference, per 1,000 words) outside [RATIO_LOW, RATIO_HIGH] is drift.
+PSI_WATCH, PSI_DRIFT = 0.1, 0.25
+RATIO_LOW, RATIO_HIGH = 0.5, 2.0
+EPS = 1e-4
 
 
 def part_files(folder: str | os.PathLike) -> list[str]:
@@ -20,7 +28,7 @@ def part_files(folder: str | os.PathLike) -> list[str]:
     folder = os.fspath(folder)
     prefix = folder if folder.endswith("/") else folder + "/"
     try:
-        found = [uri for uri, _ in fs.list_files(folder, literal=True)]
+        found = [uri for uri, _ in listing.list_files(folder, literal=True)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(uri for uri in found if uri.startswith(prefix) and "/" not in uri[len(prefix):]
@@ -53,36 +61,86 @@ def error_reasons(docs: pa.Table, top: int = 20) -> dict[str, int]:
     return dict(list(value_counts(reasons).items())[:top])
 
 
+def status_counts(docs: pa.Table) -> dict[str, int]:
+    """Documents per status, every status of ``schema.STATUSES`` (0 when none)."""
+    found = value_counts(docs["status"])
+    return {s: found.get(s, 0) for s in schema.STATUSES}
+
+
+def words_of(docs: pa.Table) -> int:
+    """The words of all documents (the docs table's ``n_words``)."""
+    return int(pc.sum(docs["n_words"]).as_py() or 0)
+
+
+def scores_of(ents: pa.Table) -> np.ndarray:
+    """The entities' scores as float64."""
+    return ents["score"].to_numpy(zero_copy_only=False).astype(float) if ents.num_rows else np.zeros(0)
+
+
+def score_histogram(scores: np.ndarray) -> np.ndarray:
+    """Counts of ``scores`` in BINS equal bins over [0, 1] (the bins of ``bin_names``)."""
+    return np.histogram(scores, bins=BINS, range=(0.0, 1.0))[0]
+
+
+def bin_names() -> list[str]:
+    """The confidence bins' names: ``"0.0-0.1"``, ... ``"0.9-1.0"``."""
+    edges = np.linspace(0, 1, BINS + 1)
+    return [f"{edges[i]:.1f}-{edges[i + 1]:.1f}" for i in range(BINS)]
+
+
 def summarize(out: str | os.PathLike) -> dict:
     """Counts, rates and a confidence histogram from the tables, with Arrow compute (no rows in
     Python). ``out``: a local folder or a URI."""
     out = os.fspath(out)
     docs = table_of(fs.join(out, "docs"), ["status", "n_words", "n_tokens", "error"], schema.DOCS)
     ents = table_of(fs.join(out, "entities"), ["label", "score"], schema.ENTITIES)
-    status = value_counts(docs["status"])
     by_label = dict(sorted(value_counts(ents["label"]).items()))
-    scores = ents["score"].to_numpy().astype(float) if ents.num_rows else np.zeros(0)
-    hist, edges = np.histogram(scores, bins=10, range=(0.0, 1.0))
-    words = int(pc.sum(docs["n_words"]).as_py() or 0)
+    scores = scores_of(ents)
+    words = words_of(docs)
     return {
         "documents": docs.num_rows,
-        "by_status": {s: status.get(s, 0) for s in schema.STATUSES},
+        "by_status": status_counts(docs),
         "entities": ents.num_rows,
         "by_label": by_label,
         "words": words,
         "wordpieces": int(pc.sum(docs["n_tokens"]).as_py() or 0),
         "error_reasons": error_reasons(docs),
         "confidence": {"mean": round(float(scores.mean()), 4) if len(scores) else None,
-                       "histogram": {f"{edges[i]:.1f}-{edges[i + 1]:.1f}": int(h) for i, h in enumerate(hist)}},
-        "entities_per_1k_words": {l: round(1000 * n / words, 2) for l, n in by_label.items()} if words else {},
+                       "histogram": {b: int(h) for b, h in zip(bin_names(), score_histogram(scores))}},
+        "entities_per_1k_words": {l: round(per_1k_words(n, words), 2) for l, n in by_label.items()} if words else {},
     }
+
+
+# ---------------------------------------------------------------------------------- drift maths
+# Shared by run.json's ``drift`` (below) and the run report's (extract/monitor/run_report.py).
+
+def per_1k_words(n: float, words: float) -> float:
+    """Entities per 1,000 words; nan without words."""
+    return 1000 * n / words if words else float("nan")
+
+
+def rate_ratio(rate: float, reference: float) -> float:
+    """rate / reference rate; nan when the reference is 0 or not finite."""
+    return rate / reference if reference and np.isfinite(reference) else float("nan")
+
+
+def psi(p_counts, q_counts) -> float:
+    """Population stability index of two count vectors over the same bins (proportions floored at
+    EPS so an empty bin on one side gives a large, finite value); nan when either side is empty."""
+    p, q = np.asarray(p_counts, float), np.asarray(q_counts, float)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return float("nan")
+    p = np.maximum(p / p.sum(), EPS)
+    q = np.maximum(q / q.sum(), EPS)
+    return float(np.sum((p - q) * np.log(p / q)))
 
 
 def drift(summary: dict, model_dir: Path) -> dict:
     """Entity rates per 1k words here against the gold rates of the model's dev set.
 
-    A large ratio (say below 0.5 or above 2) says the corpus is unlike the training data, or the
-    model misfires on it; it is a prompt to look, not a verdict.
+    A large ratio (outside [RATIO_LOW, RATIO_HIGH], where the run report flags drift) says the
+    corpus is unlike the training data, or the model misfires on it; it is a prompt to look, not a
+    verdict.
     """
     path = model_dir / "metrics.json"
     if not path.is_file():
@@ -96,8 +154,9 @@ def drift(summary: dict, model_dir: Path) -> dict:
     for label, rate in summary["entities_per_1k_words"].items():
         support = dev.get("per_type", {}).get(label, {}).get("support")
         if support:
-            ref = 1000 * support / words
-            out[label] = {"per_1k_words": rate, "dev_gold_per_1k_words": round(ref, 2), "ratio": round(rate / ref, 3)}
+            ref = per_1k_words(support, words)
+            out[label] = {"per_1k_words": rate, "dev_gold_per_1k_words": round(ref, 2),
+                          "ratio": round(rate_ratio(rate, ref), 3)}
     dev_score = saved.get("calibration", {}).get("mean_score_after")
     if dev_score and summary["confidence"]["mean"] is not None:
         # Lower mean confidence than on dev: the model is less sure here than where it was measured.

@@ -1,6 +1,7 @@
-"""A finished job's output folder read back: its input settings, its plan, and chosen records
-re-read from the input (texts are not stored in the output), so entity offsets index them exactly.
-Used by `show`, `review` and job-output silver."""
+"""A finished job's output folder read back: its tables, its input settings, its plan, and chosen
+records and their texts re-read from the input (texts are not stored in the output), so entity
+offsets index them exactly. Used by `show`, `review`, `quality` and job-output silver
+(training/job_silver.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +14,21 @@ from extract.core.config import ConfigError, from_dict
 from extract.core.job_config import InputConfig
 from extract.core.types import Record, Shard
 from extract.io.readers import read_shard
+from extract.job.summary import table_of
 
 
 class JobOutputError(ConfigError):
     """Not (or no longer) the output of a finished `python -m extract run`; the CLI exits with 2."""
+
+
+def read_table(out: str, name: str, sch, columns: list[str] | None = None):
+    """OUT/<name> (``docs`` or ``entities``) as one Arrow table of ``sch`` (all its columns, or
+    ``columns``), read from its part files like run.json's counts (a local path or a URI); a
+    JobOutputError when the folder is missing."""
+    path = fs.join(out, name)
+    if not fs.is_dir(path):
+        raise JobOutputError(f"{path}: not found; is {out} the output folder of `python -m extract run`?")
+    return table_of(path, list(columns or sch.names), sch)
 
 
 def load_job(out: str) -> tuple[InputConfig, dict[str, Shard], dict]:
@@ -47,3 +59,19 @@ def read_records(out: str, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str,
             if i in indices:
                 found[(shard_id, i)] = rec
     return found
+
+
+def read_texts(out: str, wanted: dict[str, tuple[str, int]]) -> dict[str, str]:
+    """doc_id -> text for ``wanted`` (doc_id -> (shard, index), as in the docs table), re-read from
+    the job's input with the job's own reader and settings; the text the job's model saw, so the
+    entities' offsets index it. A JobOutputError when a record is not the document it was (the
+    input changed since the job ran)."""
+    records = read_records(out, wanted.values())
+    texts: dict[str, str] = {}
+    for doc_id, (shard, index) in wanted.items():
+        rec = records.get((shard, int(index)))
+        if rec is None or rec.doc_id != doc_id or rec.text is None:
+            raise JobOutputError(f"record {index} of shard {shard} is {rec.doc_id if rec else None!r}, expected "
+                                 f"{doc_id!r}: the input changed since the job ran")
+        texts[doc_id] = rec.text
+    return texts

@@ -1,9 +1,9 @@
 """`python -m extract quality OUT --export EXPORT.json`: the model's precision and recall on reviewed documents.
 
 Online metrics from human review: for each reviewed task of a Label Studio JSON export (a task with an
-annotation that is not cancelled; the latest one counts, offsets repaired as in
-``training.corrections.from_label_studio``), the job's predicted spans for that document are compared
-with the annotator's spans. Predicted spans come from OUT's entities table, matched by the task's
+annotation that is not cancelled; the latest one counts, offsets repaired: read by
+``extract.monitor.labelstudio.from_label_studio``), the job's predicted spans for that document are
+compared with the annotator's spans. Predicted spans come from OUT's entities table, matched by the task's
 ``data.doc_id`` (``--predicted job``, the default, falling back to the task's own predictions for a
 doc_id that OUT does not hold), or from the task's predictions (``--predicted export``); quality.json
 says how many documents came from each (``predicted_from``).
@@ -34,6 +34,7 @@ known strategy the estimates are for the reviewed sample.
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -42,6 +43,9 @@ import time
 from collections import Counter, defaultdict
 
 from extract.core import fs, schema
+from extract.monitor.html import figure, html_table, png, section
+from extract.monitor.labelstudio import from_label_studio, predicted_spans
+from extract.monitor.outputs import read_table
 
 Z95 = 1.959964
 HISTORY_NAME = "quality_history.jsonl"
@@ -76,19 +80,6 @@ def rates(tp: int, predicted: int, annotated: int, z: float = Z95) -> dict:
             "precision_ci": [rnd(p_lo), rnd(p_hi)], "recall": rnd(r), "recall_ci": [rnd(r_lo), rnd(r_hi)], "f1": rnd(f1)}
 
 
-def _task_predictions(task: dict) -> list[tuple[int, int, str]] | None:
-    preds = task.get("predictions") or []
-    if not preds:
-        return None
-    pred = preds[-1]
-    spans = []
-    for r in pred.get("result") or []:
-        v = r.get("value") or {}
-        if r.get("type") == "labels" and "start" in v and "end" in v and v.get("labels"):
-            spans.append((int(v["start"]), int(v["end"]), str(v["labels"][0])))
-    return spans
-
-
 def infer_strategy(tasks: list[dict]) -> str | None:
     """'lowest-confidence' when every task with a review_score has it equal to its prediction's score,
     'lowest-confidence or disagreement' when tasks carry review_score otherwise, None when none does."""
@@ -114,11 +105,9 @@ def sampling_note(strategy: str | None) -> str:
 
 
 def _job_entities(out: str, doc_ids: set[str]) -> tuple[dict[str, list[tuple]], set[str]]:
-    from extract.monitor.review import _table
-
-    docs = {d for d in _table(out, "docs", schema.DOCS).column("doc_id").to_pylist() if d is not None}
+    docs = {d for d in read_table(out, "docs", schema.DOCS, ["doc_id"]).column("doc_id").to_pylist() if d is not None}
     by_doc: dict[str, list[tuple]] = defaultdict(list)
-    for e in _table(out, "entities", schema.ENTITIES).select(["doc_id", "start", "end", "label"]).to_pylist():
+    for e in read_table(out, "entities", schema.ENTITIES, ["doc_id", "start", "end", "label"]).to_pylist():
         if e["doc_id"] in doc_ids:
             by_doc[e["doc_id"]].append((int(e["start"]), int(e["end"]), str(e["label"])))
     return by_doc, docs
@@ -126,8 +115,6 @@ def _job_entities(out: str, doc_ids: set[str]) -> tuple[dict[str, list[tuple]], 
 
 def compute(out: str, tasks: list[dict], predicted: str = "job", strategy: str | None = None, z: float = Z95) -> dict:
     """The numbers of quality.json (without paths and timestamp)."""
-    from training.corrections import from_label_studio
-
     if not isinstance(tasks, list):
         raise QualityError("expected a Label Studio JSON export: a list of tasks")
     if predicted not in ("job", "export"):
@@ -152,7 +139,7 @@ def compute(out: str, tasks: list[dict], predicted: str = "job", strategy: str |
         if predicted == "job" and doc_id is not None and str(doc_id) in job_docs:
             pred, src = set(job_ents.get(str(doc_id), [])), "job"
         else:
-            spans = _task_predictions(task)
+            spans = predicted_spans(task)
             if spans is None:
                 facts["no_predictions"] += 1
                 continue
@@ -246,16 +233,12 @@ def load(out: str) -> dict | None:
 
 def section_html(q: dict) -> str:
     """The "Quality on reviewed samples" section of report.html."""
-    import html
-
-    from extract.monitor.run_report import _fig, _png, _section, _table
-
     e = html.escape
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     ci = lambda c: f"[{c[0]:.3f}, {c[1]:.3f}]"  # noqa: E731
     rows = [[l, v["predicted"], v["annotated"], v["tp"], fmt(v["precision"]), ci(v["precision_ci"]), fmt(v["recall"]),
              ci(v["recall_ci"])] for l, v in list(q["labels"].items()) + [("micro (all)", q["micro"])]]
-    table = _table(["label", "predicted", "annotated", "TP", "precision", "precision 95% CI", "recall (reviewed docs)",
+    table = html_table(["label", "predicted", "annotated", "TP", "precision", "precision 95% CI", "recall (reviewed docs)",
                     "recall 95% CI"], rows)
     src = q.get("predicted_from") or {}
     intro = (f"<p>{q['documents']} reviewed documents (export {e(str(q.get('export', '')))}, computed "
@@ -267,7 +250,7 @@ def section_html(q: dict) -> str:
     hist = [h for h in q.get("history_rows") or [] if (h.get("micro") or {}).get("precision") is not None]
     parts = [("", table)]
     if len(hist) >= 2:
-        fig, ax = _fig()
+        fig, ax = figure()
         x = list(range(len(hist)))
         p = [h["micro"]["precision"] for h in hist]
         lo = [h["micro"]["precision"] - h["micro"]["precision_ci"][0] for h in hist]
@@ -283,11 +266,11 @@ def section_html(q: dict) -> str:
         ax.set_ylabel("precision")
         ax.set_title("precision on reviewed samples over time")
         ax.legend(fontsize=7)
-        htab = _table(["computed", "model", "documents", "micro precision", "95% CI", "micro recall"],
+        htab = html_table(["computed", "model", "documents", "micro precision", "95% CI", "micro recall"],
                       [[h.get("computed_at"), h.get("model"), h.get("documents"), fmt(h["micro"]["precision"]),
                         ci(h["micro"]["precision_ci"]), fmt(h["micro"].get("recall"))] for h in hist])
-        parts.append((_png(fig), htab))
-    return _section("quality", "Quality on reviewed samples", parts, intro)
+        parts.append((png(fig), htab))
+    return section("quality", "Quality on reviewed samples", parts, intro)
 
 
 def main(out: str, export: str, history: str | None, predicted: str, strategy: str | None) -> int:

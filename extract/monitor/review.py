@@ -5,8 +5,9 @@ the job's entities as pre-annotations) and, next to it, the labeling config XML 
 project with (``<stem>.xml``).
 
 Document texts are not stored in OUT: they are read again from the input through plan.json and
-``extract.readers.read_shard`` with the job's own InputConfig (run.json), and the docs table's
-``shard`` + ``index`` pick the record, so the entity offsets index exactly the text the model saw.
+``extract.io.readers.read_shard`` with the job's own InputConfig (run.json), and the docs table's
+``shard`` + ``index`` pick the record (``extract.monitor.outputs.read_texts``), so the entity
+offsets index exactly the text the model saw.
 
 Strategies (documents with status ``ok`` are the candidates):
 
@@ -28,36 +29,14 @@ from pathlib import Path
 from typing import Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
-import pyarrow.dataset as pads
-
-from extract.core import fs, schema
-from extract.monitor.outputs import JobOutputError, load_job, read_records
+from extract.core import schema
+from extract.monitor.outputs import JobOutputError, load_job, read_table, read_texts
 from extract.text.sanitize import sanitize
 
 STRATEGIES = ("lowest-confidence", "disagreement", "random")
 
 
 ReviewError = JobOutputError  # review's own problems read the same as the output folder's
-
-
-def _table(out: str, name: str, sch):
-    path = fs.join(out, name)
-    if not fs.is_dir(path):
-        raise ReviewError(f"{path}: not found; is {out} the output folder of `python -m extract run`?")
-    return pads.dataset(path, schema=sch, format="parquet").to_table()
-
-
-def read_texts(out: str, wanted: dict[str, tuple[str, int]]) -> dict[str, str]:
-    """doc_id -> text for ``wanted`` (doc_id -> (shard, index)), re-read from the job's input."""
-    records = read_records(out, wanted.values())
-    texts: dict[str, str] = {}
-    for doc_id, (shard, index) in wanted.items():
-        rec = records.get((shard, int(index)))
-        if rec is None or rec.doc_id != doc_id or rec.text is None:
-            raise ReviewError(f"record {index} of shard {shard} is {rec.doc_id if rec else None!r}, expected "
-                              f"{doc_id!r}: the input changed since the job ran")
-        texts[doc_id] = rec.text
-    return texts
 
 
 def jaccard_distance(a: Iterable[tuple], b: Iterable[tuple]) -> float:
@@ -78,8 +57,8 @@ def select(out: str, n: int, strategy: str, seed: int = 0, teachers: Sequence[st
         raise ReviewError(f"--strategy: expected one of {', '.join(STRATEGIES)}, found {strategy!r}")
     if strategy == "disagreement" and not teachers:
         raise ReviewError("--strategy disagreement needs --teacher MODEL_DIR (one or more)")
-    docs = _table(out, "docs", schema.DOCS).to_pylist()
-    ents_rows = _table(out, "entities", schema.ENTITIES).to_pylist()
+    docs = read_table(out, "docs", schema.DOCS).to_pylist()
+    ents_rows = read_table(out, "entities", schema.ENTITIES).to_pylist()
     ents: dict[str, list[dict]] = defaultdict(list)
     for e in ents_rows:
         ents[e["doc_id"]].append(e)

@@ -4,8 +4,8 @@
 
 The output holds no document text, so each chosen document is read again from the input through
 the job's own reader: its docs row names its ``shard`` and ``index`` (position in the shard), the
-shard is taken from OUT/plan.json and read with extract.readers.read_shard under the InputConfig in
-run.json, so the text, and the entity offsets into it, are exactly those the job saw.
+shard is taken from OUT/plan.json and read with extract.io.readers.read_shard under the InputConfig
+in run.json, so the text, and the entity offsets into it, are exactly those the job saw.
 """
 from __future__ import annotations
 
