@@ -1,19 +1,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+# tests/ is a package: pytest's default (prepend) import mode puts the repository root on sys.path,
+# so test modules import `extract`, `training` and `tests.helpers` without any sys.path edit here.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,7 +24,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from tiny import make_tiny_model
+    from tests.tiny import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 

@@ -1,6 +1,6 @@
 """A local S3 for tests: moto's standalone server on 127.0.0.1 (never another host).
 
-Use it from a test module with ``from s3server import moto_endpoint, s3_bucket  # noqa: F401``:
+Use it from a test module with ``from tests.s3server import moto_endpoint, s3_bucket  # noqa: F401``:
 
 - ``moto_endpoint`` (session): starts ``python -m moto.server -H 127.0.0.1 -p <free port>`` once,
   waits until it answers, yields ``http://127.0.0.1:<port>`` and stops the server by its pid at the

@@ -1,5 +1,5 @@
 import numpy as np
-from tiny import tiny_tokenizer
+from tests.tiny import tiny_tokenizer
 
 from extract.text.windows import encode
 from training.align import IGNORE, piece_targets, spans_to_token_tags, word_tags

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from test_extract import common, run_cli, tables
+from tests.helpers import common, run_cli, tables
 
 from extract.api import Entity, Extractor
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from corpus import big_text, write_bad_corpus
-from test_extract import common, run_cli, tables
+from tests.corpus import big_text, write_bad_corpus
+from tests.helpers import common, run_cli, tables
 
 
 def as_line(source: str) -> str:

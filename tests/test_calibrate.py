@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from extract.text.labels import bio_labels
-from extract.model.predict import DocProbs, decode, mapped_score
+from extract.text.spans import DocProbs, decode, mapped_score
 from training.calibrate import BUCKETS, Outcomes, by_length, ece, fit_score_map, length_buckets
 
 LABELS = bio_labels()
@@ -104,7 +104,7 @@ def test_decode_applies_the_score_map_as_calibration_fits_it():
 
 def test_score_map_round_trips_through_config_json_and_load(tmp_path):
     from extract.model.load import load
-    from tiny import make_tiny_model
+    from tests.tiny import make_tiny_model
 
     score_map = [-1.257, 1.244, 1.417]
     path = make_tiny_model(tmp_path / "m", settings={"temperature": 1.03, "score_map": score_map})
@@ -140,7 +140,7 @@ def test_a_model_without_score_map_scores_as_before_in_the_batch_job(tiny_model_
 
 
 def test_the_batch_job_applies_a_stored_score_map(tmp_path):
-    from tiny import make_tiny_model
+    from tests.tiny import make_tiny_model
 
     text = "John Smith of New York Bank said in Germany the bank of new york said john smith"
     score_map = [-0.5, 1.3, 0.8]

@@ -69,7 +69,7 @@ def test_every_config_in_configs_loads(path, monkeypatch, tiny_model_dir, tmp_pa
         if (yaml.safe_load(path.read_text()).get("inference") or {}).get("engine") == "onnx":
             import shutil
 
-            from extract.model.onnx import export_onnx
+            from extract.model.export import export_onnx
 
             teacher = shutil.copytree(tiny_model_dir, tmp_path / "teacher")  # the fixture stays torch-only
             export_onnx(teacher)

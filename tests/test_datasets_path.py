@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from tiny import WORDS, tiny_tokenizer
+from tests.tiny import WORDS, tiny_tokenizer
 
 from extract.text.labels import bio_labels
 from training.silver import silver_table
@@ -23,10 +23,10 @@ def read_silver(paths, labels):
     file order, in memory (texts, word starts, student-order distributions)."""
     import json
 
-    from training.silver import _files, label_order, student_probs
+    from training.silver import label_order, silver_files, student_probs
 
     texts, starts, probs = [], [], []
-    for f in _files(paths):
+    for f in silver_files(paths):
         table = pq.read_table(f)
         theirs = json.loads(table.schema.metadata[b"labels"])
         order = label_order(theirs, labels, f)
@@ -171,7 +171,7 @@ def test_windows_are_cached_by_fingerprint(tmp_path, monkeypatch):
     assert windows([silver], tmp_path, max_docs=5)[0].cache_hit is False
     from transformers import BertTokenizerFast
 
-    from tiny import tiny_vocab
+    from tests.tiny import tiny_vocab
 
     cased = BertTokenizerFast(vocab=tiny_vocab(), do_lower_case=False, strip_accents=True)
     assert windows([silver], tmp_path, tokenizer=cased)[0].cache_hit is False

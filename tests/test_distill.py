@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
-from tiny import make_tiny_model, tiny_tokenizer
+from tests.tiny import make_tiny_model, tiny_tokenizer
 
 from training.__main__ import main
 from training.losses import IGNORE, token_loss

@@ -4,68 +4,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from extract.__main__ import main
-from extract.core import schema
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"
-
-
-def run_cli(*args: str) -> int:
-    return main(["run", "--config", str(ROOT / "configs" / "extract.yaml"), *args])
-
-
-def tables(out: Path):
-    ents = pads.dataset(str(out / "entities"), schema=schema.ENTITIES).to_table()
-    docs = pads.dataset(str(out / "docs"), schema=schema.DOCS).to_table()
-    return ents, docs
-
-
-def source_texts(path: Path) -> dict[str, str]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        d = json.loads(line)
-        out[d["id"]] = "\n\n".join(x for x in (d["title"], d["body"]) if x)
-    return out
-
-
-def check_sample_output(out: Path) -> None:
-    ents, docs = tables(out)
-    assert ents.schema.equals(schema.ENTITIES) and docs.schema.equals(schema.DOCS)
-    texts = source_texts(SAMPLE)
-    ids = docs.column("doc_id").to_pylist()
-    assert sorted(ids) == sorted(texts)  # every record exactly once
-    assert set(docs.column("status").to_pylist()) <= {"ok", "empty"}
-    for row in ents.to_pylist():
-        assert texts[row["doc_id"]][row["start"]:row["end"]] == row["text"]
-        assert row["label"] in {"PER", "LOC", "ORG", "MISC"} and 0.0 <= row["score"] <= 1.0
-    per_doc = {}
-    for d in ents.column("doc_id").to_pylist():
-        per_doc[d] = per_doc.get(d, 0) + 1
-    for row in docs.to_pylist():
-        assert row["n_entities"] == per_doc.get(row["doc_id"], 0)
-    report = json.loads((out / "run.json").read_text())
-    assert report["documents"] == len(texts) and report["complete"]
-    assert report["entities"] == ents.num_rows
-    assert sum(report["by_status"].values()) == len(texts)
-    assert report["this_run"]["words_per_second"] > 0
-
-
-def sorted_entities(out: Path):
-    ents, _ = tables(out)
-    return ents.sort_by([("doc_id", "ascending"), ("start", "ascending"), ("label", "ascending")])
-
-
-def common(model: Path, out: Path, runner: str) -> list[str]:
-    # tiny windows (max_length 32 from the tiny model) force many window borders
-    return ["--set", f"model.path={model}", "--set", f"output.path={out}", "--set", f"runner={runner}",
-            "--set", "inference.threads=1", "--set", "show_progress=false", "--set", "model.labels=[PER, LOC, ORG, MISC]"]
+from tests.helpers import check_sample_output, common, run_cli, sorted_entities, tables
 
 
 @pytest.mark.ray

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_extract import ROOT, common, sorted_entities, tables
+
+from tests.helpers import ROOT, common, kill_on_env, sorted_entities, tables
 
 POISON = "POISON-RECORD-MARKER"
 
@@ -30,7 +31,27 @@ def _argv(model: Path, out: Path, corpus: Path, runner: str, *extra: str) -> lis
 
 
 def _env() -> dict:
-    return {**os.environ, "NERBATCH_TEST_KILL_ON": POISON, "RAY_AUTH_MODE": "disabled"}
+    # tests/fault_injection/sitecustomize.py kills the process (and, on Ray, the worker) that is
+    # about to predict the poisoned record
+    return kill_on_env(POISON, {**os.environ, "RAY_AUTH_MODE": "disabled"})
+
+
+PATCH_PROBE = ("import extract.job.stages as s; "
+               "print(getattr(s.Processor._predict_isolated, '_nerbatch_kill_on_marker', False))")
+
+
+def test_fault_injection_patches_the_predict_step_only_when_asked():
+    """The kill hook lives on the tests' side: it is in place in a subprocess given kill_on_env, and
+    absent without the marker (the product code has none)."""
+    def probe(env):
+        proc = subprocess.run([sys.executable, "-c", PATCH_PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout.strip()
+
+    assert probe(_env()) == "True"
+    without = _env()
+    del without["NERBATCH_TEST_KILL_ON"]
+    assert probe(without) == "False"
 
 
 def _check_poisoned(out: Path) -> None:
@@ -85,9 +106,10 @@ def test_killed_driver_reruns_to_the_same_tables(tiny_model_dir, tmp_path, runne
 def test_an_exception_for_one_record_becomes_its_error_row(tiny_model_dir, tmp_path, monkeypatch):
     """Tokenising, predicting or decoding fails for one record: that record errs, its shard completes."""
     import extract.model.predict as predict
-    from test_extract import run_cli
+    import extract.text.spans as spans
+    from tests.helpers import run_cli
 
-    real_window, real_forward, real_decode = predict.window_text, predict.forward_docs, predict.decode
+    real_window, real_forward, real_decode = predict.window_text, predict.forward_docs, spans.decode
 
     def flaky_window(text, *a, **k):
         if "TOKFAIL" in text:
@@ -106,7 +128,7 @@ def test_an_exception_for_one_record_becomes_its_error_row(tiny_model_dir, tmp_p
 
     monkeypatch.setattr(predict, "window_text", flaky_window)
     monkeypatch.setattr(predict, "forward_docs", flaky_forward)
-    monkeypatch.setattr(predict, "decode", flaky_decode)
+    monkeypatch.setattr(spans, "decode", flaky_decode)
     rows = [{"id": f"d{i}", "text": f"John Smith in Bonn {i}."} for i in range(8)]
     rows[1]["text"] += " TOKFAIL"
     rows[2]["text"] += " Bonn" * 200

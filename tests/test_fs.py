@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from extract.core import fs
-from s3server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures)
+from extract.core import fs, listing
+from tests.s3server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures)
 
 TREE = {  # relative path -> content
     "a.json": b"[1]",
@@ -100,12 +100,12 @@ def test_glob_regex_matches_glob_glob(tmp_path, monkeypatch):
     for pat in patterns:
         expected = sorted(os.path.relpath(p, mirror) for p in glob.glob(os.path.join(mirror, pat), recursive=True)
                           if os.path.isfile(p))
-        got = sorted(rel for rel in TREE if fs.glob_regex(pat).fullmatch(rel))
+        got = sorted(rel for rel in TREE if listing.glob_regex(pat).fullmatch(rel))
         assert got == expected, pat
     # the relative form keeps paths relative, exactly as glob.glob gives them
     monkeypatch.chdir(mirror)
-    assert [u for u, _ in fs.list_files("*.json")] == sorted(glob.glob("*.json"))
-    assert [u for u, _ in fs.list_files("**/*.json")] == sorted(glob.glob("**/*.json", recursive=True))
+    assert [u for u, _ in listing.list_files("*.json")] == sorted(glob.glob("*.json"))
+    assert [u for u, _ in listing.list_files("**/*.json")] == sorted(glob.glob("**/*.json", recursive=True))
 
 
 def test_folder_order_is_os_walk_order(tmp_path):
@@ -114,7 +114,7 @@ def test_folder_order_is_os_walk_order(tmp_path):
     for dirpath, dirnames, filenames in os.walk(mirror):
         dirnames.sort()
         walked += [os.path.join(dirpath, n) for n in sorted(filenames)]
-    assert [u for u, _ in fs.list_files(mirror)] == walked
+    assert [u for u, _ in listing.list_files(mirror)] == walked
 
 
 # ------------------------------------------------------------------- every store: local, file://, s3
@@ -172,25 +172,25 @@ def test_atomic_writes_leave_no_temp_files(root):
     fs.write_bytes_atomic(fs.join(folder, "run.json"), b"{}")
     fs.write_parquet_atomic(table(), fs.join(folder, "part-1.parquet"))
     fs.write_parquet_atomic(table(), fs.join(folder, "part-1.parquet"))  # replace
-    assert fs.listdir(folder) == ["part-1.parquet", "run.json"]
+    assert listing.listdir(folder) == ["part-1.parquet", "run.json"]
     # a write that fails midway leaves the old file whole, and no temporary file
     with pytest.raises(Exception):
         fs.write_parquet_atomic("not a table", fs.join(folder, "part-1.parquet"))  # type: ignore[arg-type]
     assert fs.read_parquet(fs.join(folder, "part-1.parquet")).equals(table())
-    assert fs.listdir(folder) == ["part-1.parquet", "run.json"]
+    assert listing.listdir(folder) == ["part-1.parquet", "run.json"]
 
 
 def test_list_folder(root, tmp_path):
     make_tree(fs.join(root, "tree"))
-    got = fs.list_files(fs.join(root, "tree"))
-    walked = [u for u, _ in fs.list_files(local_mirror(tmp_path))]  # os.walk order, checked above
+    got = listing.list_files(fs.join(root, "tree"))
+    walked = [u for u, _ in listing.list_files(local_mirror(tmp_path))]  # os.walk order, checked above
     rels = [os.path.relpath(u, str(tmp_path / "mirror")) for u in walked]
     assert got == [(fs.join(root, "tree", rel), len(TREE[rel])) for rel in rels]
-    assert fs.list_files(fs.join(root, "tree") + "/") == got  # a trailing slash makes no difference
+    assert listing.list_files(fs.join(root, "tree") + "/") == got  # a trailing slash makes no difference
     one = fs.join(root, "tree", "d1", "y.json")
-    assert fs.list_files(one) == [(one, 3)]
+    assert listing.list_files(one) == [(one, 3)]
     with pytest.raises(FileNotFoundError, match=r"input.path .*/missing matched no file"):
-        fs.list_files(fs.join(root, "missing"), what="input.path")
+        listing.list_files(fs.join(root, "missing"), what="input.path")
 
 
 def test_list_glob(root, tmp_path):
@@ -200,10 +200,10 @@ def test_list_glob(root, tmp_path):
     for pat in ["*.json", "**/*.json", "d?/x.txt", "d[12]/*", "**/deep/*", "e f/*", "d2/**", "zzz*"]:
         expected = sorted(os.path.relpath(p, mirror) for p in glob.glob(os.path.join(mirror, pat), recursive=True)
                           if os.path.isfile(p))
-        got = fs.list_files(fs.join(base, pat))
+        got = listing.list_files(fs.join(base, pat))
         assert got == [(fs.join(base, rel), len(TREE[rel])) for rel in expected], pat
         assert all(u.startswith(base + "/") for u, _ in got)
-    assert fs.list_files(fs.join(root, "no-such-folder", "*.json")) == []
+    assert listing.list_files(fs.join(root, "no-such-folder", "*.json")) == []
 
 
 def test_open_input_seek_read(root):
@@ -233,19 +233,19 @@ def test_delete_and_listdir(root):
     fs.makedirs(fs.join(folder, "sub"))
     fs.write_bytes_atomic(fs.join(folder, "a.txt"), b"a")
     fs.write_bytes_atomic(fs.join(folder, "sub", "b.txt"), b"b")
-    assert fs.listdir(folder) == ["a.txt", "sub"]
+    assert listing.listdir(folder) == ["a.txt", "sub"]
     fs.delete(fs.join(folder, "a.txt"))
     assert not fs.exists(fs.join(folder, "a.txt"))
     with pytest.raises(FileNotFoundError, match="a.txt"):
         fs.delete(fs.join(folder, "a.txt"))
     fs.delete(fs.join(folder, "a.txt"), missing_ok=True)
     fs.delete(fs.join(folder, "sub", "b.txt"))
-    assert fs.list_files(folder) == []  # S3 may keep an empty "sub/" marker: a folder, never a file
+    assert listing.list_files(folder) == []  # S3 may keep an empty "sub/" marker: a folder, never a file
     with pytest.raises(FileNotFoundError, match="expected a folder"):
-        fs.listdir(fs.join(root, "never"))
+        listing.listdir(fs.join(root, "never"))
     fs.write_bytes_atomic(fs.join(folder, "f"), b"")
     with pytest.raises(NotADirectoryError):
-        fs.listdir(fs.join(folder, "f"))
+        listing.listdir(fs.join(folder, "f"))
 
 
 def test_makedirs(root):
@@ -255,7 +255,7 @@ def test_makedirs(root):
     if fs.is_local(target):
         assert fs.is_dir(target)
     fs.write_bytes_atomic(fs.join(target, "z"), b"z")
-    assert fs.is_dir(target) and fs.listdir(fs.join(root, "x")) == ["y"]
+    assert fs.is_dir(target) and listing.listdir(fs.join(root, "x")) == ["y"]
 
 
 # ------------------------------------------------------------------------------------------ S3 only
@@ -267,7 +267,7 @@ def test_s3_paths_and_endpoint_env(s3_bucket, moto_endpoint, monkeypatch):
     assert fs.resolve(s3_bucket)[1] == bucket and fs.resolve(s3_bucket + "/")[1] == bucket
     assert fs.resolve(f"{s3_bucket}/other")[0] is f  # cached
     fs.write_bytes_atomic(f"{s3_bucket}/a b/c.json", b"{}")
-    assert fs.is_dir(s3_bucket) and fs.listdir(s3_bucket) == ["a b"]
+    assert fs.is_dir(s3_bucket) and listing.listdir(s3_bucket) == ["a b"]
     # AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
@@ -281,4 +281,4 @@ def test_s3_paths_and_endpoint_env(s3_bucket, moto_endpoint, monkeypatch):
     fs.write_bytes_atomic(f"{s3_bucket}/x.gz", b"not gzip")
     assert fs.size(f"{s3_bucket}/x.gz") == 8 and fs.read_bytes(f"{s3_bucket}/x.gz") == b"not gzip"
     with pytest.raises(ValueError, match="glob in the bucket"):
-        fs.list_files("s3://buck*/x.json")
+        listing.list_files("s3://buck*/x.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_extract import common, run_cli, tables
+from tests.helpers import common, run_cli, tables
 
 pytestmark = pytest.mark.gpu
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_extract import ROOT, common, run_cli, sorted_entities, tables
+from tests.helpers import ROOT, common, run_cli, sorted_entities, tables
 
 
 def _snapshot(folder: Path) -> list[str]:
@@ -81,7 +81,7 @@ def test_resume_after_the_model_changed_is_refused(tiny_model_dir, tmp_path, cap
     args = common(model, tmp_path / "out", "local")
     assert run_cli(*args) == 0
     ents, _ = tables(tmp_path / "out")
-    from extract.job.identity import file_sha256
+    from extract.core.cache import file_sha256
 
     assert set(ents.column("model").to_pylist()) == {f"model@sha256:{file_sha256(model / 'model.safetensors')}"}
     cfg = json.loads((model / "config.json").read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as pads
 import pytest
-from corpus import SMALL_TEXTS, run_small_job
+from tests.corpus import SMALL_TEXTS, run_small_job
 import yaml
 
 from extract.core import schema
@@ -32,7 +32,7 @@ def job_entities(out: Path) -> list[dict]:
 
 def test_spans_to_word_distributions_with_threshold():
     from extract.text.windows import encode
-    from tiny import tiny_tokenizer
+    from tests.tiny import tiny_tokenizer
     from training.job_silver import word_distributions
 
     text = "Angela Merkel visited New York and Bonn."
@@ -62,7 +62,7 @@ def test_spans_to_word_distributions_with_threshold():
 
 
 def test_read_job_silver_rereads_texts_and_caps_docs(job, tiny_model_dir):
-    from tiny import tiny_tokenizer
+    from tests.tiny import tiny_tokenizer
     from training.job_silver import read_job_silver
 
     ents = job_entities(job)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tiny import build_classifier, make_tiny_mpnet
+
 ROOT = Path(__file__).resolve().parents[1]
 FETCH = ROOT / "scripts" / "fetch_mpnet.sh"
 
@@ -90,49 +92,13 @@ def test_fetch_refuses_a_wrong_hash_and_a_missing_part(tmp_path):
 
 # --- casing for MPNet ----------------------------------------------------------------------------
 
-def mpnet_tokenizer():
-    """The tiny char vocab with MPNet's special-token ids (<s>=0, <pad>=1, </s>=2): MPNet's
-    position ids treat id 1 as padding, so padding must be id 1 as in the real tokenizer."""
-    from tiny import tiny_vocab
-    from transformers import BertTokenizerFast
-
-    tokens = ["[CLS]", "[PAD]", "[SEP]", "[UNK]"] + [t for t in tiny_vocab() if t not in ("[CLS]", "[PAD]", "[SEP]", "[UNK]")]
-    return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True, strip_accents=True)
-
-
-def make_tiny_mpnet(path: Path, seed: int = 0) -> Path:
-    """A random 2-layer MPNet backbone dir (as the real one: no head, no ner_settings)."""
-    from transformers import MPNetConfig, MPNetModel
-
-    torch.manual_seed(seed)
-    tok = mpnet_tokenizer()
-    cfg = MPNetConfig(vocab_size=len(tok.get_vocab()), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
-                      eos_token_id=2)
-    model = MPNetModel(cfg, add_pooling_layer=False)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny_mpnet_dir(tmp_path_factory) -> Path:
     return make_tiny_mpnet(tmp_path_factory.mktemp("mpnet") / "backbone")
 
 
-def _build(backbone: Path, tmp_path: Path):
-    from extract.text.labels import bio_labels
-    from training import modeling
-    from training.config import ModelConfig, RunConfig, TrainConfig
-
-    cfg = TrainConfig(model=ModelConfig(backbone=str(backbone), max_length=32, stride=8, dropout=0.0),
-                      run=RunConfig(output=str(tmp_path / "run")))
-    return modeling.build(cfg, bio_labels(("PER", "LOC", "ORG", "MISC")))
-
-
 def _batch(tokenizer, texts):
-    from extract.model.load import batch_tensors
+    from extract.model.batch import batch_tensors
     from extract.text.windows import encode
 
     encs = [encode(t, tokenizer) for t in texts]
@@ -147,7 +113,7 @@ TEXTS = ["John Smith of Reuters said in New York", "the bank", "GERMANY and iPho
 def test_zero_casing_table_computes_exactly_what_the_backbone_did(tiny_mpnet_dir, tmp_path):
     from transformers import AutoModelForTokenClassification
 
-    model, tok = _build(tiny_mpnet_dir, tmp_path)
+    model, tok = build_classifier(tiny_mpnet_dir, tmp_path)
     model.eval()
     assert model.config.ner_settings["casing_input"] == "embedding"
     emb = model.base_model.embeddings
@@ -183,7 +149,7 @@ def test_casing_is_trained_saved_and_loaded_by_the_batch_job(tiny_mpnet_dir, tmp
     from extract.model.predict import predict_probs, run_windows
     from training.checkpoint import save_model_dir
 
-    model, tok = _build(tiny_mpnet_dir, tmp_path)
+    model, tok = build_classifier(tiny_mpnet_dir, tmp_path)
     model.eval()
     feed, encs = _batch(tok, TEXTS)
     uncased = {**feed, "token_type_ids": torch.zeros_like(feed["token_type_ids"])}
@@ -241,7 +207,7 @@ def test_casing_is_trained_saved_and_loaded_by_the_batch_job(tiny_mpnet_dir, tmp
 
 
 def test_bert_keeps_its_widened_token_type_embedding(tiny_model_dir, tmp_path):
-    model, _ = _build(tiny_model_dir, tmp_path)
+    model, _ = build_classifier(tiny_model_dir, tmp_path)
     emb = model.base_model.embeddings
     assert model.config.ner_settings["casing_input"] == "token_type"
     assert emb.token_type_embeddings.num_embeddings == 6 and not hasattr(emb, "casing_embeddings")
@@ -249,9 +215,8 @@ def test_bert_keeps_its_widened_token_type_embedding(tiny_model_dir, tmp_path):
 
 
 def test_finetune_cli_with_an_mpnet_backbone_and_resume(tiny_mpnet_dir, tmp_path):
-    from test_training import write_config
-
     from extract.model.load import load
+    from tests.helpers import write_config
     from training.__main__ import main
 
     cfg = write_config(tmp_path, tiny_mpnet_dir)

@@ -11,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_extract import ROOT, common, run_cli, sorted_entities
+from tests.helpers import ROOT, common, run_cli, sorted_entities
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")  # the dynamo exporter's translator
 
 from extract.text.casing import NUM_CASING_IDS  # noqa: E402
-from extract.model.load import batch_tensors, load  # noqa: E402
-from extract.model.onnx import ONNX_FILE, export_onnx, run_logits  # noqa: E402
+from extract.model.batch import batch_tensors  # noqa: E402
+from extract.model.export import export_onnx  # noqa: E402
+from extract.model.load import load  # noqa: E402
+from extract.model.onnx import ONNX_FILE, run_logits  # noqa: E402
 from extract.model.predict import run_windows  # noqa: E402
 
 
@@ -34,12 +36,11 @@ def bert_onnx(tiny_model_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def mpnet_onnx(tmp_path_factory) -> Path:
     """A tiny MPNet token classifier with a random (non-zero) casing table, saved as training saves."""
-    from test_mpnet_teacher import _build, make_tiny_mpnet
-
+    from tests.tiny import build_classifier, make_tiny_mpnet
     from training.checkpoint import save_model_dir
 
     root = tmp_path_factory.mktemp("onnx_mpnet")
-    model, tok = _build(make_tiny_mpnet(root / "backbone"), root)
+    model, tok = build_classifier(make_tiny_mpnet(root / "backbone"), root)
     with torch.no_grad():
         model.base_model.embeddings.casing_embeddings.weight.normal_(0, 0.5)
     save_model_dir(model, tok, root / "model")

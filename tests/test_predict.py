@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from extract.text.labels import bio_labels
-from extract.model.predict import DocProbs, decode
+from extract.text.spans import DocProbs, decode
 
 LABELS = bio_labels()
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tiny import WORDS, make_tiny_model, tiny_tokenizer
+from tests.tiny import WORDS, make_tiny_model, tiny_tokenizer
 
 from extract.text.labels import bio_labels
-from extract.model.predict import DocProbs, decode, predict_probs
+from extract.model.predict import predict_probs
+from extract.text.spans import DocProbs, decode
 from extract.text.sanitize import sanitize
 from extract.text.windows import best_window_per_piece, encode, windows
 

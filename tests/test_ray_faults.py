@@ -11,15 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_extract import ROOT, common, tables
 
-from extract.__main__ import main
+from tests.helpers import common, run_cli, tables
 
 WORKER = "ray::MapWorker(MapBatches(_Infer))"  # the model stage's actor
-
-
-def run_cli(*args: str) -> int:
-    return main(["run", "--config", str(ROOT / "configs" / "extract.yaml"), *args])
 
 
 def _corpus(path: Path, n: int) -> Path:

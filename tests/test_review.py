@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 import pytest
-from corpus import SMALL_TEXTS, run_small_job
+from tests.corpus import SMALL_TEXTS, run_small_job
 import yaml
 
 from extract.core import schema
@@ -73,7 +73,7 @@ def test_random_is_seeded_and_skips_empty_documents(job, tmp_path):
 
 
 def test_disagreement_ranks_by_jaccard_distance(job, tmp_path, tiny_model_dir):
-    from tiny import make_tiny_model
+    from tests.tiny import make_tiny_model
 
     same = review(job, tmp_path / "s.json", "--n", "10", "--strategy", "disagreement", "--teacher", str(tiny_model_dir))
     assert {t["data"]["review_score"] for t in same} == {0.0}  # the job's own model agrees with itself
@@ -122,7 +122,7 @@ def test_import_fixes_utf16_offsets_and_skips_unreviewed():
 
 
 def test_word_tags_follow_the_silver_alignment():
-    from tiny import tiny_tokenizer
+    from tests.tiny import tiny_tokenizer
     from extract.text.windows import encode
     from training.corrections import word_tags_from_spans
 

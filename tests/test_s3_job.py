@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_extract import ROOT, SAMPLE, common, run_cli, source_texts
+from tests.helpers import ROOT, SAMPLE, common, run_cli, source_texts
 
-from extract.core import fs, schema
+from extract.core import fs, listing, schema
 from extract.core.config import ConfigError
 from extract.core.job_config import InputConfig
-from s3server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures)
+from tests.s3server import moto_endpoint, s3_bucket  # noqa: F401  (fixtures)
 
 SAMPLE_TEXTS = source_texts(SAMPLE)
 
@@ -91,16 +91,16 @@ def test_fs_stat_has_files_download_literal(where, tmp_path, request):
     with pytest.raises(FileNotFoundError):
         fs.stat(fs.join(root, "nope"))
     folder = fs.join(root, "runs[1]")
-    assert fs.list_files(folder, literal=True) == [(uri, 3)]
-    assert fs.list_files(fs.join(root, "runs[1]", "*.bin")) == []  # as a glob: "runs1"
-    assert fs.has_files(root) and fs.has_files(uri) and not fs.has_files(fs.join(root, "nope"))
+    assert listing.list_files(folder, literal=True) == [(uri, 3)]
+    assert listing.list_files(fs.join(root, "runs[1]", "*.bin")) == []  # as a glob: "runs1"
+    assert listing.has_files(root) and listing.has_files(uri) and not listing.has_files(fs.join(root, "nope"))
     fs.download(uri, str(tmp_path / "copy" / "a.bin"))
     assert (tmp_path / "copy" / "a.bin").read_bytes() == b"abc" and os.listdir(tmp_path / "copy") == ["a.bin"]
     with pytest.raises(FileNotFoundError):
         fs.download(fs.join(root, "nope"), str(tmp_path / "copy" / "nope"))
     assert os.listdir(tmp_path / "copy") == ["a.bin"]  # no temporary file left behind
     fs.delete(uri)
-    assert not fs.has_files(root)  # S3 may keep "runs[1]/" as an empty marker: no files
+    assert not listing.has_files(root)  # S3 may keep "runs[1]/" as an empty marker: no files
     assert fs.split("S3://b/k/x") == ("s3", "b", "/k/x") and fs.split("rel/x") == ("", "", "rel/x")
     assert fs.join(tmp_path, "x") == str(tmp_path / "x") and fs.is_local(tmp_path)  # a Path is a local path
 
@@ -117,7 +117,7 @@ def test_local_folders_are_listed_as_os_walk_lists_them(tmp_path):
     for dirpath, dirnames, filenames in os.walk(tmp_path / "d"):
         dirnames.sort()
         walked += [os.path.join(dirpath, n) for n in sorted(filenames) if os.path.isfile(os.path.join(dirpath, n))]
-    assert [u for u, _ in fs.list_files(str(tmp_path / "d"))] == walked
+    assert [u for u, _ in listing.list_files(str(tmp_path / "d"))] == walked
     assert not any("linkdir" in u for u in walked)
 
 
@@ -225,11 +225,11 @@ def test_output_folder_on_s3(s3_bucket):
     fs.write_bytes_atomic(fs.join(out, "docs", "notes.txt"), b"mine")
     with pytest.raises(ConfigError, match=r"did not write \(docs/notes.txt\)"):
         prepare(out, {"a": 2}, subs, True)
-    assert len(fs.list_files(out)) == 6
+    assert len(listing.list_files(out)) == 6
     fs.delete(fs.join(out, "docs", "notes.txt"))
     # --overwrite clears the job's files; the empty "folder" markers S3 leaves count as empty.
     prepare(out, {"a": 2}, subs, True)
-    assert [fs.basename(u) for u, _ in fs.list_files(out)] == [MARKER]
+    assert [fs.basename(u) for u, _ in listing.list_files(out)] == [MARKER]
     assert json.loads(fs.read_text(fs.join(out, MARKER))) == {"identity": {"a": 2}}
     fs.delete(fs.join(out, MARKER))
     prepare(out, {"a": 3}, subs, False)  # only markers left: an empty folder
@@ -288,7 +288,8 @@ def test_duplicates_attempts_and_report_on_s3(s3_bucket):
 
 def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):
     from extract.model import files as model_files
-    from extract.job.identity import file_sha256, model_id
+    from extract.core.cache import file_sha256
+    from extract.model.loaded import model_id
     from extract.model.load import load
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -296,7 +297,7 @@ def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_p
     upload_tree(tiny_model_dir, uri)
     fs.write_bytes_atomic(fs.join(uri, "pytorch_model.bin"), b"pickle: never copied")
     fs.write_bytes_atomic(fs.join(uri, "casing_extra.safetensors"), b"copied")
-    assert model_files.check_model_dir(uri) == uri
+    assert set(model_files.REQUIRED) <= set(model_files.remote_files(uri))
     local = model_files.local_model_dir(uri)
     assert local.name == "model" and str(local).startswith(str(tmp_path / "cache" / "nerbatch" / "models"))
     names = {p.name for p in local.iterdir() if not p.name.startswith(".")}
@@ -323,7 +324,7 @@ def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_p
         model_files.local_model_dir(fs.join(s3_bucket, "models", "nope"))
     fs.write_bytes_atomic(fs.join(s3_bucket, "models", "half", "config.json"), b"{}")
     with pytest.raises(FileNotFoundError, match="missing model.safetensors"):
-        model_files.check_model_dir(fs.join(s3_bucket, "models", "half"))
+        model_files.remote_files(fs.join(s3_bucket, "models", "half"))
     assert model_files.local_model_dir(str(tiny_model_dir)) == tiny_model_dir
     assert model_files.local_model_dir("file://" + str(tiny_model_dir)) == tiny_model_dir
 
@@ -350,7 +351,7 @@ def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_m
     assert n_shards >= 6  # 4 byte ranges of news.jsonl, 3 row ranges of more.parquet
     sources = set(docs.column("source").to_pylist())
     assert all(s.startswith(fs.join(s3_bucket, "in") + "/") for s in sources)
-    assert not fs.has_files(fs.join(out, "_attempts"))
+    assert not listing.has_files(fs.join(out, "_attempts"))
     # The same files on a local disk give the same entities.
     local_in = tmp_path / "in"
     local_in.mkdir()
@@ -362,7 +363,7 @@ def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_m
     keys = ["doc_id", "start", "label"]
     assert sorted_rows(ents, keys).equals(sorted_rows(local_ents, keys))
     # A crash lost one docs part (the completion mark): only that shard runs again.
-    parts = sorted(u for u, _ in fs.list_files(fs.join(out, "docs")))
+    parts = sorted(u for u, _ in listing.list_files(fs.join(out, "docs")))
     fs.delete(parts[2])
     assert run_cli(*args, "--set", f"input.path={fs.join(s3_bucket, 'in')}") == 0
     report = json.loads(fs.read_text(fs.join(out, "run.json")))
@@ -378,7 +379,7 @@ def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_m
 
 
 def test_cli_loads_a_model_from_s3(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):
-    from extract.job.identity import file_sha256
+    from extract.core.cache import file_sha256
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = fs.join(s3_bucket, "models", "model")

@@ -7,29 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
+from tests.helpers import write_config
 from training.__main__ import main
 from training.evaluate import scores
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_conll.txt"
-
-
-def write_config(tmp_path: Path, backbone: Path, **over) -> Path:
-    cfg = {
-        "data": {"train": str(FIXTURE), "dev": str(FIXTURE), "context": "document"},
-        "model": {"backbone": str(backbone), "max_length": 32, "stride": 8, "dropout": 0.0},
-        "optim": {"lr": "1e-3", "batch_size": 2, "epochs": 50, "max_steps": 6, "warmup": 0.0,
-                  "schedule": "constant"},
-        "run": {"output": str(tmp_path / "run"), "eval_every": 3, "log_every": 1, "device": "cpu",
-                "threads": 1, "seed": 3},
-    }
-    for dotted, value in over.items():
-        section, key = dotted.split("__")
-        cfg[section][key] = value
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def test_finetune_cli_writes_a_loadable_model(tiny_model_dir, tmp_path):
@@ -85,7 +68,7 @@ def test_bad_config_fails_before_training(tiny_model_dir, tmp_path, capsys):
 def make_always_loc(path: Path) -> Path:
     """A tiny model whose classifier says B-LOC for every word: predictable, so scorable by hand."""
     import torch
-    from tiny import make_tiny_model
+    from tests.tiny import make_tiny_model
     from transformers import AutoModelForTokenClassification
 
     make_tiny_model(path)

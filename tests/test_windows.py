@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tiny import tiny_tokenizer
+from tests.tiny import tiny_tokenizer
 
 from extract.text.windows import best_window_per_piece, encode, windows
 

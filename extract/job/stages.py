@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from typing import Any
 
@@ -26,10 +25,6 @@ from extract.core.job_config import InputConfig
 from extract.core.types import Record, Shard
 from extract.io.readers import read_shard
 from extract.text.sanitize import sanitize
-
-# Tests set this to a marker string: a record holding it kills its worker (a stand-in for a record
-# that runs a worker out of memory), so the fault handling can be exercised for real.
-KILL_ON = "NERBATCH_TEST_KILL_ON"
 
 
 def shard_to_json(shard: Shard) -> str:
@@ -162,7 +157,6 @@ class Processor:
     def _predict_isolated(self, payload: Payload, todo: list[int]) -> dict[int, Any]:
         """All records in one batched call; if it fails, each alone, so only the culprit errs."""
         records = payload.records
-        _kill_if_marked([records[i].text or "" for i in todo])
         try:
             return dict(zip(todo, self.predict([payload.features[i] for i in todo])))
         except Exception:  # noqa: BLE001 - find the record(s) that failed, keep the rest
@@ -190,12 +184,6 @@ class Processor:
             results.update(self._predict_isolated(payload, [i]))
         attempts.begin(None)
         return results
-
-
-def _kill_if_marked(texts: list[str]) -> None:
-    marker = os.environ.get(KILL_ON)
-    if marker and any(marker in t for t in texts):
-        os._exit(137)
 
 
 def _mark_duplicates(records: list[Record]) -> None:
