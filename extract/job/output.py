@@ -22,7 +22,7 @@ from typing import Union
 
 import pyarrow.fs as pafs
 
-from extract.core import fs
+from extract.core import fs, listing
 from extract.core.config import ConfigError
 
 MARKER = "_job.json"
@@ -108,7 +108,7 @@ def _scan(uri: str) -> list[tuple[str, str]]:
 def _is_empty(out: str) -> bool:
     """Nothing there, or an empty folder; on a remote store, a "folder" with no files below it."""
     if not fs.is_local(out):
-        return not fs.has_files(out)
+        return not listing.has_files(out)
     path = fs.resolve(out)[1]
     if not os.path.lexists(path):
         return True
@@ -190,7 +190,7 @@ def prepare(out: Out, identity: dict, subfolders: tuple[str, ...], overwrite_fir
         fs.makedirs(folder)
         if fs.is_object_store(folder):
             continue  # an upload is atomic there: no temporary files
-        for name in fs.listdir(folder):
+        for name in listing.listdir(folder):
             if name.startswith(".") and name.endswith(".tmp"):
                 fs.delete(fs.join(folder, name), missing_ok=True)  # left by a run that was killed mid-write
     fs.write_bytes_atomic(marker, json.dumps({"identity": identity}, indent=2, sort_keys=True).encode("utf-8"))
