@@ -23,7 +23,8 @@ from extract.core.config import ConfigError
 from extract.core.job_config import InputConfig
 from extract.io import sources
 from extract.io.plan import plan, probe_columns
-from extract.io.readers import max_line_bytes, read_shard
+from extract.io.readers import read_shard
+from extract.io.records import max_line_bytes
 from tests.helpers import common, run_cli, tables
 
 EOLS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
@@ -276,8 +277,8 @@ def test_an_entry_that_becomes_a_fifo_after_planning_is_not_opened(tmp_path):
 def test_records_match_python_csv_on_random_closed_input():
     import random
 
-    from extract.io.readers import split_fields
-    from extract.io.sources import read_csv_records
+    from extract.io.csv_records import split_fields
+    from extract.io.csv_records import read_csv_records
 
     rng = random.Random(7)
     alphabet = [b'"', b",", b"\n", b"\r", b"\r\n", b"a", b"b", b" ", b'""', b"\xc3\xa9"]

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from extract.io import sources
 from extract.core.job_config import InputConfig
 from extract.core.types import Record
-from extract.io.readers import max_line_bytes, read_shard
+from extract.io.readers import read_shard
+from extract.io.records import max_line_bytes
 from extract.io.plan import plan
 
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

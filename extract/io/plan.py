@@ -10,7 +10,9 @@ from extract.core import fs
 from extract.core.config import ConfigError, did_you_mean, suggest, to_dict
 from extract.core.job_config import InputConfig
 from extract.core.types import Shard
-from extract.io.readers import MAX_JSON_ARRAY_BYTES, csv_mappings, is_json_array, max_line_bytes, stamps_of
+from extract.io.csv_records import csv_mappings
+from extract.io.readers import MAX_JSON_ARRAY_BYTES, is_json_array, stamps_of
+from extract.io.records import max_line_bytes
 from extract.io.sources import InputFile, list_inputs, open_binary, read_bounded, read_lines
 
 PROBE_RECORDS = 50  # records read from the first file to check the configured columns

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Iterator
 
 from extract.core import fs
-from extract.core.config import suggest
 from extract.core.job_config import InputConfig
 from extract.text.sanitize import sanitize
 from extract.core.types import InputChanged, Record, Shard
-from extract.io.sources import Line, not_regular, open_binary, read_bounded, read_csv_records, read_lines
+from extract.io.csv_records import CsvReader
+from extract.io.records import _too_long, decode, limit, max_line_bytes, record_from_mapping
+from extract.io.entries import not_regular
+from extract.io.sources import open_binary, read_bounded, read_lines
 
 MAX_JSON_ARRAY_BYTES = 256 << 20  # a JSON array is parsed whole: past this, ask for JSON lines
 
@@ -61,86 +62,6 @@ def check_stamps(shard: Shard) -> None:
             raise InputChanged(f"input file {path} changed after this job planned it (size {size:,} -> "
                                f"{now_size:,}); its results would mix two versions. Write to a new "
                                "output.path (or pass --overwrite) to plan the job again.")
-
-
-def max_line_bytes(cfg: InputConfig) -> int:
-    # A JSON line may escape every character as \uXXXX: 6 bytes a character, plus the other fields.
-    return 6 * cfg.max_chars + (1 << 16)
-
-
-def decode(raw: bytes, cfg: InputConfig) -> tuple[str | None, str | None, str | None]:
-    """(text, warning, error): the declared encoding first, then the fallback."""
-    try:
-        return raw.decode(cfg.encoding), None, None
-    except UnicodeDecodeError as exc:
-        where = f"byte 0x{raw[exc.start]:02X} at offset {exc.start}"
-        if not cfg.encoding_fallback:
-            return None, None, f"not valid {cfg.encoding} ({where}); set input.encoding_fallback to decode it"
-        text = raw.decode(cfg.encoding_fallback, errors="replace")
-        return text, f"not valid {cfg.encoding} ({where}); decoded as {cfg.encoding_fallback}", None
-
-
-def _join_warnings(*parts: str | None) -> str | None:
-    found = [p for p in parts if p]
-    return "; ".join(found) if found else None
-
-
-def _keys(obj: dict) -> list[str]:
-    """The keys, for a message: a JSON key may hold a lone surrogate, which no output can store."""
-    return [sanitize(str(k))[0] for k in obj]
-
-
-def record_from_mapping(obj, source: str, cfg: InputConfig, warning: str | None = None) -> Record:
-    """One record from a JSON object / CSV row / Parquet row, with every problem named."""
-    if not isinstance(obj, dict):
-        return Record(None, None, source, f"expected a JSON object, found {type(obj).__name__}", warning)
-    raw_id = obj.get(cfg.id_column)
-    if isinstance(raw_id, str):
-        raw_id, id_warning = sanitize(raw_id)
-        warning = _join_warnings(warning, id_warning and f"id: {id_warning}")
-    if raw_id is None or (isinstance(raw_id, str) and not raw_id.strip()):
-        return Record(None, None, source, f"missing id column '{cfg.id_column}'"
-                      + ("" if cfg.id_column in obj else suggest(cfg.id_column, _keys(obj))),
-                      warning)
-    if isinstance(raw_id, (dict, list, float)) or isinstance(raw_id, bool):
-        return Record(None, None, source, f"id column '{cfg.id_column}' holds {type(raw_id).__name__} "
-                      f"{str(raw_id)[:40]!r}, expected a string or an integer", warning)
-    doc_id = str(raw_id)
-    present = [c for c in cfg.text_columns if c in obj]
-    if not present:
-        return Record(doc_id, None, source, f"missing text column(s) {', '.join(cfg.text_columns)}"
-                      + suggest(cfg.text_columns[0], _keys(obj)), warning)
-    parts = []
-    for col in present:
-        val = obj[col]
-        if val is None:
-            continue
-        if not isinstance(val, str):
-            return Record(doc_id, None, source, f"text column '{col}' holds {type(val).__name__} "
-                          f"{str(val)[:40]!r}, expected a string", warning)
-        if val:
-            parts.append(val)
-    return Record(doc_id, cfg.joiner.join(parts), source, warning=warning)
-
-
-def limit(rec: Record, cfg: InputConfig) -> Record:
-    """Over-long texts are `skipped` with the reason; text is sanitised for the tokenizer."""
-    if rec.error is None and rec.text is not None:
-        if len(rec.text) > cfg.max_chars:
-            rec.status = "skipped"
-            rec.error = (f"{len(rec.text):,} characters is over input.max_chars={cfg.max_chars:,}; "
-                         "raise it to process this record")
-            rec.text = None
-        else:
-            rec.text, note = sanitize(rec.text)
-            rec.warning = _join_warnings(rec.warning, note)
-    return rec
-
-
-def _too_long(line: Line, source: str, cfg: InputConfig) -> Record:
-    return Record(None, None, source, f"a line of over {line.too_long:,} bytes is over input.max_chars="
-                  f"{cfg.max_chars:,} (at most {max_line_bytes(cfg):,} bytes a line); raise it to read this "
-                  "record", status="skipped")
 
 
 class JsonLinesReader:
@@ -214,152 +135,6 @@ def is_json_array(path: str, compression: str | None) -> bool:
     except Exception:  # noqa: BLE001 - the reader reports an unreadable file
         return False
     return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
-
-
-class CsvReader:
-    """CSV as spreadsheets save it: byte order mark, LF, CRLF or CR-only (classic Mac) line ends,
-    quoted fields with line breaks (kept as the file has them). Records are cut by following the
-    quotes (sources.read_csv_records), so a record over the limit is one `skipped` row, with its id
-    when the id field came before the cut, and the next record reads normally. Each physical line
-    is decoded on its own, so one cp1252 line warns only the record it belongs to."""
-
-    def read(self, shard: Shard, cfg: InputConfig) -> Iterator[Record]:
-        with open_binary(shard.file, shard.compression) as f:
-            yield from csv_records(f, shard.file, cfg)
-
-
-def csv_records(f, file: str, cfg: InputConfig) -> Iterator[Record]:
-    """One record per CSV record of the stream after the header (blank ones are not records)."""
-    header: list[str] | None = None
-    for raw in read_csv_records(f, max_line_bytes(cfg)):
-        source = f"{file}:{raw.last}"
-        if raw.broken:
-            yield Record(None, None, source if header is not None else file,
-                         f"the file ends early or is corrupt: {raw.broken}; every complete record before it was read")
-            return
-        where = f"line {raw.first:,}" if raw.first == raw.last else f"lines {raw.first:,}-{raw.last:,}"
-        if raw.unclosed:
-            problem = (f"a quoted field opened on line {raw.first:,} is never closed: the file ends inside it "
-                       f"({where} were read as that one record)")
-            yield Record(None, None, file if header is None else source,
-                         f"unreadable CSV header: {problem}" if header is None else f"malformed CSV: {problem}")
-            return
-        if raw.too_long:
-            reason = (f"a CSV record of over {raw.too_long:,} bytes ({where}) is over input.max_chars="
-                      f"{cfg.max_chars:,} (at most {max_line_bytes(cfg):,} bytes a record); raise it to read this record")
-            if header is None:
-                yield Record(None, None, file, f"unreadable CSV header: {reason}")
-                return
-            yield Record(_id_before_cut(raw, header, cfg), None, source, reason, status="skipped")
-            continue
-        text, warning, err = _decode_record(raw.lines, raw.ends, cfg)
-        if err:
-            if header is None:
-                yield Record(None, None, file, f"unreadable CSV header: {err}")
-                return
-            yield Record(None, None, source, err)
-            continue
-        row = split_fields(text)
-        if not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = row
-            continue
-        if len(row) != len(header):
-            yield Record(None, None, source, f"expected {len(header)} fields as in the header, found {len(row)}")
-            continue
-        yield limit(record_from_mapping(dict(zip(header, row)), source, cfg, warning), cfg)
-
-
-def csv_mappings(f, cfg: InputConfig) -> Iterator[dict]:
-    """The well-formed rows of a CSV stream as {header: value} (for the column probe)."""
-    header: list[str] | None = None
-    for raw in read_csv_records(f, max_line_bytes(cfg)):
-        if raw.broken or raw.unclosed:
-            return
-        if raw.too_long:
-            if header is None:
-                return
-            continue
-        text, _, err = _decode_record(raw.lines, raw.ends, cfg)
-        row = split_fields(text or "")
-        if err or not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = row
-        elif len(row) == len(header):
-            yield dict(zip(header, row))
-
-
-def _decode_record(lines: list[bytes], ends: list[bytes], cfg: InputConfig) -> tuple[str | None, str | None, str | None]:
-    """(text, warning, error) of a record's physical lines, each decoded on its own, joined by the
-    line ends they had in the file."""
-    if len(lines) == 1:
-        return decode(lines[0], cfg)
-    parts, warning = [], None
-    for k, line in enumerate(lines):
-        text, note, err = decode(line, cfg)
-        if err:
-            return None, None, err
-        warning = warning or note
-        parts.append(text)
-        if k < len(ends):
-            parts.append(ends[k].decode("ascii"))
-    return "".join(parts), warning, None
-
-
-_QUOTED_BODY = re.compile(r'[^"]*+(?:""[^"]*+)*+')
-
-
-def split_fields(text: str) -> list[str]:
-    """The fields of one CSV record (its line ends inside quotes included), as Python's csv module
-    (excel dialect, not strict) gives them: [] for an empty record, "" inside quotes is a quote,
-    text after a closing quote is kept, a quote inside an unquoted field is an ordinary character."""
-    if not text:
-        return []
-    if '"' not in text:
-        return text.split(",")
-    fields = []
-    i, n = 0, len(text)
-    while True:
-        if i < n and text[i] == '"':
-            m = _QUOTED_BODY.match(text, i + 1)
-            value, j = m.group().replace('""', '"'), m.end()
-            j += j < n  # the closing quote (absent only at the end of an unclosed record)
-            k = text.find(",", j)
-            k = n if k < 0 else k
-            value += text[j:k]
-        else:
-            k = text.find(",", i)
-            k = n if k < 0 else k
-            value = text[i:k]
-        fields.append(value)
-        if k >= n:
-            return fields
-        i = k + 1
-
-
-def _id_before_cut(raw, header: list[str], cfg: InputConfig) -> str | None:
-    """The id of an over-long record when its id field lies wholly in the kept prefix."""
-    if cfg.id_column not in header:
-        return None
-    at = len(header) - 1 - header[::-1].index(cfg.id_column)  # dict(zip(header, row)) keeps the last
-    lines, ends = list(raw.lines), list(raw.ends)
-    cut = lines[-1].rfind(b",")  # a comma is one byte in any of our encodings: never half a character
-    if cut < 0:
-        lines.pop()
-    else:
-        lines[-1] = lines[-1][:cut + 1]
-    if not lines:
-        return None
-    text, _, err = _decode_record(lines, ends[:len(lines) - 1], cfg)
-    if err or text is None:
-        return None
-    complete = split_fields(text)[:-1]  # the last field was cut (or is the empty one after the comma)
-    if at >= len(complete):
-        return None
-    doc_id = sanitize(complete[at])[0]
-    return doc_id if doc_id.strip() else None
 
 
 class ParquetReader:

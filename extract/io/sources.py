@@ -19,13 +19,12 @@ import bz2
 import gzip
 import lzma
 import os
-import re
-import stat
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
 
 from extract.core import fs, listing
 from extract.core.config import ConfigError
+from extract.io.entries import NEVER_LISTED, odd_in_folder, odd_in_glob, with_odd_entries
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
            ".csv": "csv", ".txt": "text"}
@@ -111,7 +110,7 @@ def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
                 raise FileNotFoundError(spec)
             if (local or not globbed) and fs.is_dir(spec):  # as ever: a folder first, then a glob, then a file
                 found = [full for full, _ in listing.list_files(spec, what="input.path", literal=True)]
-                for full, why in _with_odd_entries(found, _odd_in_folder(spec) if local else [], spec):
+                for full, why in with_odd_entries(found, odd_in_folder(spec) if local else [], spec):
                     if why is None:
                         add(full, spec)
                     else:
@@ -119,7 +118,7 @@ def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
             elif globbed:
                 root = os.path.dirname(spec.split("*")[0].split("?")[0].split("[")[0]) or "."
                 found = [full for full, _ in listing.list_files(spec, what="input.path")]
-                for full, why in _with_odd_entries(found, _odd_in_glob(spec, found), None):
+                for full, why in with_odd_entries(found, odd_in_glob(spec, found), None):
                     if why is None:
                         add(full, root)
                     else:
@@ -145,149 +144,6 @@ def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
         more = f" ({out.skipped} file(s) skipped for their suffix or as not regular files, e.g. {out.skipped_examples[0]})" if out.skipped else ""
         raise ConfigError(f"input.path: {list(paths)} matched no readable input file{more}; known suffixes: {_known()}.")
     return out
-
-
-# skipped with the reason even under a text name (a symlink loop is not a path the job can resolve)
-NEVER_LISTED = ("symlink to a folder, not followed", "unreadable folder", "unreadable symlink")
-
-
-def file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "folder"), (stat.S_ISREG, "regular file")):
-        if test(mode):
-            return name
-    return f"file of mode {mode:o}"
-
-
-def not_regular(path: str) -> str | None:
-    """Why a local path is not a readable regular file (None when it is one, or does not exist at
-    all), from stat calls only: nothing is opened, so a FIFO never blocks."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        if not os.path.islink(path):
-            return None  # gone, or unreadable: opening it says why
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        if isinstance(exc, FileNotFoundError):
-            return f"dangling symlink: its target {target!r} does not exist"
-        return f"unreadable symlink (to {target!r}): {exc.strerror or type(exc).__name__}"
-    if stat.S_ISREG(st.st_mode):
-        return None
-    link = " (through a symlink)" if os.path.islink(path) else ""
-    return f"not a regular file: {file_kind(st.st_mode)}{link}"
-
-
-def _why_skipped(entry: os.DirEntry) -> str | None:
-    """"dir" for a subfolder to walk, None for a regular file (or a symlink to one), else the reason
-    (short, for the counts in run.json) an entry of a local folder is not read as a file."""
-    try:
-        if entry.is_symlink():
-            try:
-                st = os.stat(entry.path)
-            except FileNotFoundError:
-                return "dangling symlink"
-            except OSError:
-                return "unreadable symlink"
-            if stat.S_ISREG(st.st_mode):
-                return None
-            if stat.S_ISDIR(st.st_mode):
-                return "symlink to a folder, not followed"
-            return f"not a regular file: {file_kind(st.st_mode)}"
-        if entry.is_dir(follow_symlinks=False):
-            return "dir"
-        if entry.is_file(follow_symlinks=False):
-            return None
-        return f"not a regular file: {file_kind(entry.stat(follow_symlinks=False).st_mode)}"
-    except OSError:
-        return "cannot stat"
-
-
-def _odd_in_folder(spec: str) -> list[tuple[str, str]]:
-    """``(uri, reason)`` of every entry below a local folder that its listing (regular files, by
-    os.walk) leaves out: FIFOs, sockets, devices, dangling symlinks, symlinked folders (os.walk does
-    not follow them), subfolders that cannot be listed. One scandir per folder; only symlinks and
-    entries of an unusual type are stat-ed."""
-    _, folder = fs.resolve(spec)
-    prefix = spec if spec.endswith("/") else spec + "/"
-    out: list[tuple[str, str]] = []
-    pending = [""]
-    while pending:
-        rel_dir = pending.pop()
-        try:
-            with os.scandir(os.path.join(folder, rel_dir)) as it:
-                entries = list(it)
-        except OSError:
-            out.append((prefix + rel_dir if rel_dir else spec, "unreadable folder"))
-            continue
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            why = _why_skipped(entry)
-            if why == "dir":
-                pending.append(rel)
-            elif why is not None:
-                out.append((prefix + rel, why))
-    out.sort(key=lambda e: _walk_order(e[0][len(prefix):]))
-    return out
-
-
-def _odd_in_glob(spec: str, found: list[str]) -> list[tuple[str, str]]:
-    """``(uri, reason)`` of a plain local glob's matches (glob.glob's, which the listing follows)
-    that are neither listed regular files nor folders: FIFOs, sockets, devices, dangling symlinks."""
-    if fs.split(spec)[0]:
-        return []
-    import glob
-
-    listed = set(found)
-    out = []
-    for path in sorted(glob.glob(spec, recursive=True)):
-        if path in listed or os.path.isdir(path):
-            continue
-        why = _why_path_skipped(path)
-        if why:
-            out.append((path, why))
-    return out
-
-
-def _why_path_skipped(path: str) -> str | None:
-    """The short reason a glob's match is not read as a file; None for a regular file or a folder."""
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:
-        return None  # gone since it was matched
-    if stat.S_ISLNK(mode):
-        try:
-            mode = os.stat(path).st_mode
-        except FileNotFoundError:
-            return "dangling symlink"
-        except OSError:
-            return "unreadable symlink"
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    return f"not a regular file: {file_kind(mode)}"
-
-
-def _walk_order(rel: str) -> tuple:
-    """os.walk's order with sorted names (the listing's): a folder's own entries, then each subfolder."""
-    parts = rel.split("/")
-    return tuple((1, p) for p in parts[:-1]) + ((0, parts[-1]),)
-
-
-def _with_odd_entries(found: list[str], odd: list[tuple[str, str]], folder: str | None):
-    """The listed files (reason None) and the odd entries in one listing order: os.walk order
-    below ``folder``, else (a glob) sorted by uri."""
-    import heapq
-
-    if not odd:
-        return [(full, None) for full in found]
-    if folder is None:
-        key = lambda e: e[0]
-    else:
-        cut = len(folder if folder.endswith("/") else folder + "/")
-        key = lambda e: _walk_order(e[0][cut:])
-    return list(heapq.merge([(full, None) for full in found], odd, key=key))
 
 
 class _Owning:
@@ -402,7 +258,7 @@ def read_lines(stream: BinaryIO, max_bytes: int, offset: int = 0, lineno: int = 
     if offset == 0:
         head = b""
         while len(head) < len(BOM):  # a read may give fewer bytes than asked (a 1-byte gzip member)
-            more = _safe_read(stream, len(BOM) - len(head))
+            more = safe_read(stream, len(BOM) - len(head))
             if isinstance(more, Exception):
                 yield Line(None, lineno, 0, broken=f"{type(more).__name__}: {more} at byte {len(head)}")
                 return
@@ -414,7 +270,7 @@ def read_lines(stream: BinaryIO, max_bytes: int, offset: int = 0, lineno: int = 
             head = head[len(BOM):]
         pending = head
     while True:
-        chunk, pending = (pending, b"") if pending else (_safe_read(stream, CHUNK), b"")
+        chunk, pending = (pending, b"") if pending else (safe_read(stream, CHUNK), b"")
         if isinstance(chunk, Exception):
             partial = f"; a partial line of {len(buf) + dropped:,} bytes was dropped" if buf or dropped else ""
             yield Line(None, lineno, start, broken=f"{type(chunk).__name__}: {chunk} at byte {pos:,} "
@@ -448,7 +304,7 @@ def read_lines(stream: BinaryIO, max_bytes: int, offset: int = 0, lineno: int = 
         yield Line(bytes(buf), lineno, start)
 
 
-def _safe_read(stream: BinaryIO, n: int) -> bytes | Exception:
+def safe_read(stream: BinaryIO, n: int) -> bytes | Exception:
     try:
         # read1: what one underlying read gives, so a truncated stream still yields all it can
         # (a plain read(n) on a cut .gz raises before returning the data it did decompress)
@@ -466,160 +322,3 @@ def read_bounded(stream: BinaryIO, max_bytes: int) -> tuple[bytes, bool]:
     if len(data) > max_bytes:
         return data[:max_bytes], True
     return data, False
-
-
-# ------------------------------------------------------------------------------ CSV records
-
-@dataclass
-class CsvRecord:
-    """The raw bytes of one CSV record, whose end was found by following its quotes (a quoted field
-    may hold line breaks), or a marker: over the limit, unclosed at the end, a broken stream."""
-
-    lines: list[bytes]  # its physical lines without their line ends (over the limit: the first max_bytes)
-    ends: list[bytes]  # the line end after each line but the last: b"\n", b"\r\n" or b"\r"
-    first: int  # 1-based number of its first physical line
-    last: int  # and of its last
-    too_long: int = 0  # bytes of the whole record when it was over the limit (lines: a prefix)
-    unclosed: bool = False  # the file ends inside a quoted field that this record opened
-    broken: str | None = None  # the stream failed here: why (a partial record is dropped)
-
-
-_EOL = re.compile(rb"\r\n|\r|\n")
-_START, _UNQUOTED, _QUOTED, _QUOTE = range(4)  # at a field's start, in an unquoted one, in quotes, after a quote in quotes
-_COMMA, _DQUOTE = 0x2C, 0x22
-
-
-def _scan_quotes(state: int, data: bytes, i: int, j: int) -> int:
-    """The quoting state after ``data[i:j]`` (no line end in it), as Python's csv (excel dialect,
-    not strict) parses it: a quote opens a quoted field only at the field's start, "" inside quotes
-    is a quote, and what follows a closing quote up to the next comma is kept unquoted. A few
-    bytes.find calls a quoted field, so a multi-GB field streams past in C."""
-    while i < j:
-        if state == _QUOTED:
-            k = data.find(b'"', i, j)
-            if k < 0:
-                return _QUOTED
-            state, i = _QUOTE, k + 1
-        elif state == _UNQUOTED:  # only a comma followed by a quote opens quotes again
-            k = data.find(b',"', i, j)
-            if k < 0:
-                return _START if data[j - 1] == _COMMA else _UNQUOTED
-            state, i = _QUOTED, k + 2
-        elif data[i] == _DQUOTE:  # _START: a quoted field; _QUOTE: "" is an escaped quote
-            state, i = _QUOTED, i + 1
-        else:
-            state = _UNQUOTED
-    return state
-
-
-class _CsvScanner:
-    """Cuts a byte stream into CSV records: a line end (LF, CRLF or a lone CR, as spreadsheets on
-    any system save them) ends a record unless it lies inside quotes. A record keeps at most
-    ``max_bytes``; past that its bytes are only counted while the scan follows its quotes to its
-    real end, so one over-long record is reported once and the next record starts where it should."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.state = _START
-        self.lineno = self.first = 1
-        self._reset()
-
-    def _reset(self) -> None:
-        self.lines: list[bytes] = []
-        self.ends: list[bytes] = []
-        self.parts: list[bytes] = []  # the current physical line so far
-        self.size = 0  # bytes of the record so far, kept or not
-        self.keep = True
-
-    def pending(self) -> bool:
-        return self.size > 0 or bool(self.lines)
-
-    def feed(self, data: bytes) -> list[CsvRecord]:
-        """The records that end in ``data`` (which must not end with a CR that may be half a CRLF)."""
-        out = []
-        i, n = 0, len(data)
-        while i < n:
-            m = _EOL.search(data, i)
-            j = m.start() if m else n
-            if i < j:
-                self.state = _scan_quotes(self.state, data, i, j)
-                self._take(data, i, j)
-            if m is None:
-                break
-            if self.state == _QUOTED:  # a line break inside a quoted field: part of the record
-                self.size += m.end() - j
-                if self.keep and self.size <= self.max_bytes:
-                    self.lines.append(b"".join(self.parts))
-                    self.ends.append(m.group())
-                    self.parts = []
-                else:
-                    self.keep = False
-            else:
-                out.append(self._record())
-            self.lineno += 1
-            i = m.end()
-        return out
-
-    def _take(self, data: bytes, i: int, j: int) -> None:
-        room = self.max_bytes - self.size
-        self.size += j - i
-        if not self.keep:
-            return
-        if j - i <= room:
-            self.parts.append(data[i:j])
-        else:  # over the limit: keep the first max_bytes (the fields before, an id say), count the rest
-            if room > 0:
-                self.parts.append(data[i:i + room])
-            self.keep = False
-
-    def _record(self, unclosed: bool = False) -> CsvRecord:
-        rec = CsvRecord(self.lines + [b"".join(self.parts)], self.ends, self.first, self.lineno,
-                        too_long=0 if self.keep else self.size, unclosed=unclosed)
-        self._reset()
-        self.state = _START
-        self.first = self.lineno + 1
-        return rec
-
-    def finish(self) -> list[CsvRecord]:
-        """The last record when the file does not end with a line end; ``unclosed`` when it ends in quotes."""
-        if not self.pending():
-            return []
-        if not self.parts and not self.size - sum(map(len, self.lines)) - sum(map(len, self.ends)):
-            self.lineno -= 1  # the file ends with a line end inside quotes: no line after it
-        return [self._record(unclosed=self.state == _QUOTED)]
-
-
-def read_csv_records(stream: BinaryIO, max_bytes: int) -> Iterator[CsvRecord]:
-    """The raw records of a CSV stream in order (a UTF-8 byte order mark at the start dropped), each
-    of at most ``max_bytes`` kept; a stream that breaks ends with one ``broken`` marker after every
-    complete record before the cut. Structure is found in bytes (comma, quote, CR and LF are single
-    bytes in UTF-8, cp1252 and latin-1), so each physical line can be decoded on its own."""
-    scan = _CsvScanner(max_bytes)
-    head = b""
-    while len(head) < len(BOM):  # as read_lines: a read may give fewer bytes than asked
-        more = _safe_read(stream, len(BOM) - len(head))
-        if isinstance(more, Exception):
-            yield CsvRecord([], [], 1, 1, broken=f"{type(more).__name__}: {more} at byte {len(head)}")
-            return
-        if not more:
-            break
-        head += more
-    pos = len(head)
-    pending = head.removeprefix(BOM)
-    carry = b""  # a CR at the end of a chunk waits for the next byte: CRLF or a lone CR
-    while True:
-        fresh = not pending  # bytes not counted in pos yet
-        chunk, pending = (pending, b"") if pending else (_safe_read(stream, CHUNK), b"")
-        if isinstance(chunk, Exception):
-            partial = (f"; a partial record from line {scan.first:,} was dropped" if scan.pending() or carry else "")
-            yield CsvRecord([], [], scan.first, scan.lineno, broken=f"{type(chunk).__name__}: {chunk} at byte {pos:,} "
-                                                                     f"(after line {scan.first - 1:,}){partial}")
-            return
-        if not chunk:
-            break
-        pos += len(chunk) if fresh else 0
-        data = carry + chunk
-        carry = b"\r" if data.endswith(b"\r") else b""
-        yield from scan.feed(data[:-1] if carry else data)
-    yield from scan.feed(carry)
-    yield from scan.finish()
