@@ -35,13 +35,33 @@ def _add_corrections(sub) -> None:
     c = sub.add_parser("corrections", help="Label Studio JSON export -> corrections JSONL for data.corrections")
     c.add_argument("export", help="Label Studio JSON export (a list of tasks with annotations)")
     c.add_argument("--out", required=True, help="corrections file to write (JSON lines: text, spans)")
+    target = c.add_mutually_exclusive_group()
+    target.add_argument("--model", default=None, metavar="DIR",
+                        help="the model the corrections will train: its config.json id2label gives the entity types")
+    target.add_argument("--labels", default=None, metavar="PER,LOC,...",
+                        help="the entity types spans may have (default: PER,LOC,ORG,MISC); others are dropped and counted")
 
 
 def _corrections(args) -> int:
-    from training.corrections import convert
+    from training.corrections import convert, model_types, parse_labels
 
-    facts = convert(args.export, args.out)
+    try:
+        if args.model:
+            labels, where = model_types(args.model), f"--model {args.model} (config.json id2label)"
+        elif args.labels is not None:
+            labels, where = parse_labels(args.labels), "--labels"
+        else:
+            labels, where = None, ""
+        facts = convert(args.export, args.out, labels, where)
+    except (OSError, ValueError) as exc:  # ValueError: ExportError, bad --labels or --model
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     print(json.dumps(facts))
+    if facts["dropped_spans"]:
+        print(f"note: dropped {facts['dropped_spans']} spans: {json.dumps(facts['dropped'])}"
+              + (f"; unknown labels {json.dumps(facts['unknown_labels'])}"
+                 if facts["unknown_labels"] else "")
+              + f" (labels: {', '.join(facts['labels'])}, {facts['labels_from']})", file=sys.stderr)
     return 0
 
 

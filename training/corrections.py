@@ -11,8 +11,17 @@ with Python character offsets (code points) into ``text``. The export is read by
 quality``): per task the latest annotation that is not cancelled counts; a task without one is left
 out (not reviewed: its predictions are not gold); a task whose annotator removed every span is kept
 with ``"spans": []``: "no entity here" is a correction too; offsets that are not code points
-(UTF-16 offsets of some Label Studio versions) are repaired, and a span that cannot be found in the
-text is dropped and counted.
+(UTF-16 offsets of some Label Studio versions) are repaired.
+
+What is written is checked: each span's label must be one of the target model's entity types
+(``--model DIR``: the B-/I- tags of its config.json id2label; or ``--labels PER,LOC,...``; default
+PER, LOC, ORG, MISC, and the summary says which), since a label the model lacks would become O in
+training and teach that the span is *not* an entity; offsets must be integers (not booleans) with
+``0 <= start < end <= len(text)``; a given ``value.text`` must equal the slice. Anything else is
+dropped and counted by reason in the printed summary (``dropped``, ``unknown_labels``; reasons in
+extract/monitor/labelstudio.py). A file that is not a Label Studio export (not JSON, nested deeper
+than 64 levels, not a list of tasks, a task or its parts of the wrong JSON type) is exit 2 with one
+line and nothing written.
 
 In training (``data.corrections``, ``data.corrections_weight``), every document becomes gold
 windows exactly as the silver path aligns words: the text is encoded with extract's ``encode``,
@@ -31,16 +40,41 @@ from typing import Sequence
 
 import numpy as np
 
-from extract.monitor.labelstudio import from_label_studio
+from extract.monitor.labelstudio import from_label_studio, load_export, read_tasks  # noqa: F401 (re-exported)
+from extract.text.labels import DEFAULT_TYPES
 from extract.text.windows import encode, windows
 from training.align import piece_targets
 from training.examples import Example
 
 
-def convert(export: str | Path, dest: str | Path) -> dict:
-    tasks = json.loads(Path(export).read_text(encoding="utf-8"))
-    records, facts = from_label_studio(tasks)
+def model_types(model_dir: str | Path) -> list[str]:
+    """The entity types of a model directory: the B-/I- tags of config.json's id2label, in order."""
+    from extract.model.loaded import labels_settings
+
+    tags, _ = labels_settings(Path(model_dir))
+    types = [t[2:] for t in tags if isinstance(t, str) and t[:2] in ("B-", "I-") and len(t) > 2]
+    if not types:
+        raise ValueError(f"{Path(model_dir) / 'config.json'}: no BIO labels in id2label (found {tags}); expected "
+                         "tags like B-PER, I-PER.")
+    return list(dict.fromkeys(types))
+
+
+def parse_labels(text: str) -> list[str]:
+    """``PER,LOC,ORG`` -> the list (blanks dropped, duplicates once); ValueError when empty."""
+    labels = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    if not labels:
+        raise ValueError(f"--labels: expected entity types like PER,LOC,ORG,MISC, found {text!r}")
+    return labels
+
+
+def convert(export: str | Path, dest: str | Path, labels: Sequence[str] | None = None, labels_from: str = "") -> dict:
+    """Read and check the export, write the corrections file; the summary (counts by reason).
+    ``labels``: the target model's entity types (default PER, LOC, ORG, MISC)."""
+    if labels is None:
+        labels, labels_from = list(DEFAULT_TYPES), f"default ({', '.join(DEFAULT_TYPES)}; pass --model DIR or --labels)"
+    records, facts = read_tasks(load_export(export), labels)
     write_corrections(records, dest)
+    facts["labels_from"] = labels_from or "given"
     facts["out"] = str(dest)
     return facts
 

@@ -15,6 +15,9 @@ def add(sub) -> None:
                    "OUT lacks the doc_id) or from the tasks' predictions")
     q.add_argument("--strategy", choices=["lowest-confidence", "disagreement", "random"], default=None,
                    help="how the reviewed documents were picked (default: inferred from the tasks, else unknown)")
+    q.add_argument("--labels", default=None, metavar="PER,LOC,...",
+                   help="entity types an annotated span may have; others are dropped and counted (default: the "
+                   "run's model.labels from run.json, else PER,LOC,ORG,MISC)")
 
 
 
@@ -23,7 +26,12 @@ def run(args) -> int:
     from extract.monitor.review import ReviewError
 
     try:
-        return quality.main(args.out, args.export, args.history, args.predicted, args.strategy)
-    except (quality.QualityError, ReviewError, FileNotFoundError, ValueError) as exc:
+        labels = None
+        if args.labels is not None:
+            labels = list(dict.fromkeys(x.strip() for x in args.labels.split(",") if x.strip()))
+            if not labels:
+                raise quality.QualityError(f"--labels: expected entity types like PER,LOC,ORG,MISC, found {args.labels!r}")
+        return quality.main(args.out, args.export, args.history, args.predicted, args.strategy, labels)
+    except (quality.QualityError, ReviewError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,10 @@
 """Pieces of self-contained HTML pages: matplotlib plots as embedded base64 PNGs, tables, and
 sections that set each plot beside a table of its numbers. Used by the run report
-(extract/monitor/report_page.py) and its quality section (extract/monitor/quality.py)."""
+(extract/monitor/report_page.py) and its quality section (extract/monitor/quality.py).
+
+Every string from data (ids, sources, paths, entity texts, labels, error messages) goes into a
+page through ``esc`` (or ``html_table``, which escapes each cell); only markup the project writes
+itself is put in as it is."""
 from __future__ import annotations
 
 import base64
@@ -9,10 +13,13 @@ import io
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display; PNGs only)."""
+    """matplotlib.pyplot on the Agg backend (no display; PNGs only), with mathtext off: labels and
+    tick names are data (entity texts, error reasons), and ``$...$`` in one must show as typed, not
+    be parsed as TeX (which fails on e.g. ``$\\frac{$``)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
@@ -31,11 +38,15 @@ def png(fig) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">'
 
 
+def esc(x) -> str:
+    """``x`` as text safe in HTML content and in quoted attribute values (None as empty)."""
+    return html.escape("" if x is None else str(x), quote=True)
+
+
 def html_table(header: list[str], rows: list[list]) -> str:
     """A ``<table>`` of escaped cells (None as an empty cell)."""
-    e = html.escape
-    head = "".join(f"<th>{e(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{e('' if c is None else str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -54,6 +65,7 @@ def bar(names: list[str], values: list[float], title: str, color=None, horizonta
 
 
 def section(sid: str, title: str, parts: list[tuple[str, str]], intro: str = "") -> str:
-    """A ``<section id=sid>``: the title, the intro (HTML), then each (plot, table) pair side by side."""
+    """A ``<section id=sid>``: the title (text), the intro (HTML the caller escaped), then each (plot,
+    table) pair (HTML) side by side."""
     rows = "".join(f'<div class="pair"><div class="plot">{img}</div><div class="tab">{tab}</div></div>' for img, tab in parts)
-    return f'<section id="{sid}"><h2>{html.escape(title)}</h2>{intro}{rows}</section>'
+    return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{intro}{rows}</section>'

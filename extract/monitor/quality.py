@@ -1,12 +1,19 @@
 """`python -m extract quality OUT --export EXPORT.json`: the model's precision and recall on reviewed documents.
 
 Online metrics from human review: for each reviewed task of a Label Studio JSON export (a task with an
-annotation that is not cancelled; the latest one counts, offsets repaired: read by
-``extract.monitor.labelstudio.from_label_studio``), the job's predicted spans for that document are
-compared with the annotator's spans. Predicted spans come from OUT's entities table, matched by the task's
+annotation that is not cancelled; the latest one counts, offsets repaired, spans checked: read by
+``extract.monitor.labelstudio``, the reader ``python -m training corrections`` uses too), the job's
+predicted spans for that document are compared with the annotator's spans. Predicted spans come from OUT's entities table, matched by the task's
 ``data.doc_id`` (``--predicted job``, the default, falling back to the task's own predictions for a
 doc_id that OUT does not hold), or from the task's predictions (``--predicted export``); quality.json
 says how many documents came from each (``predicted_from``).
+
+Annotated spans are checked as for training (extract/monitor/labelstudio.py): a label the job does
+not write (``--labels``, default the run's ``model.labels`` from run.json, else PER, LOC, ORG, MISC),
+offsets that are not integers inside the text, a ``value.text`` that is not the slice: dropped and
+counted by reason (``counts.dropped``, ``counts.unknown_labels``); the export's own predictions are
+checked the same way, without the label check (``counts.predicted_dropped``). A file that is not a
+Label Studio export (not JSON, nested past 64 levels, not a list of tasks, wrong types) is exit 2.
 
 An exact match of ``(start, end, label)`` is a true positive (TP). Per label and micro over all labels:
 
@@ -34,7 +41,6 @@ known strategy the estimates are for the reviewed sample.
 """
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -43,9 +49,10 @@ import time
 from collections import Counter, defaultdict
 
 from extract.core import fs, schema
-from extract.monitor.html import figure, html_table, png, section
-from extract.monitor.labelstudio import from_label_studio, predicted_spans
+from extract.monitor.html import esc, figure, html_table, png, section
+from extract.monitor.labelstudio import iter_reviewed, load_export, predicted_spans, summary
 from extract.monitor.outputs import read_table
+from extract.text.labels import DEFAULT_TYPES
 
 Z95 = 1.959964
 HISTORY_NAME = "quality_history.jsonl"
@@ -83,13 +90,15 @@ def rates(tp: int, predicted: int, annotated: int, z: float = Z95) -> dict:
 def infer_strategy(tasks: list[dict]) -> str | None:
     """'lowest-confidence' when every task with a review_score has it equal to its prediction's score,
     'lowest-confidence or disagreement' when tasks carry review_score otherwise, None when none does."""
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
     scored = [t for t in tasks if (t.get("data") or {}).get("review_score") is not None]
     if not scored:
         return None
     for t in scored:
         preds = t.get("predictions") or []
-        ps = preds[-1].get("score") if preds else None
-        if ps is None or abs(float(ps) - float(t["data"]["review_score"])) > 1e-6:
+        ps = preds[-1].get("score") if preds and isinstance(preds[-1], dict) else None
+        rs = t["data"]["review_score"]
+        if not (num(ps) and num(rs)) or abs(float(ps) - float(rs)) > 1e-6:
             return "lowest-confidence or disagreement"
     return "lowest-confidence"
 
@@ -113,22 +122,33 @@ def _job_entities(out: str, doc_ids: set[str]) -> tuple[dict[str, list[tuple]], 
     return by_doc, docs
 
 
-def compute(out: str, tasks: list[dict], predicted: str = "job", strategy: str | None = None, z: float = Z95) -> dict:
-    """The numbers of quality.json (without paths and timestamp)."""
-    if not isinstance(tasks, list):
-        raise QualityError("expected a Label Studio JSON export: a list of tasks")
+def run_labels(out: str) -> tuple[list[str], str]:
+    """The entity types the job writes (run.json's model.labels) and where they came from; the
+    default types (PER, LOC, ORG, MISC) without a run.json that names them."""
+    run_path = fs.join(out, "run.json")
+    try:
+        run = json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
+        labels = ((run.get("config") or {}).get("model") or {}).get("labels")
+    except (ValueError, AttributeError):
+        labels = None
+    if isinstance(labels, list) and labels and all(isinstance(l, str) for l in labels):
+        return list(labels), "the run's model.labels (run.json)"
+    return list(DEFAULT_TYPES), f"default ({', '.join(DEFAULT_TYPES)}): run.json names no model.labels"
+
+
+def compute(out: str, tasks: list[dict], predicted: str = "job", strategy: str | None = None, z: float = Z95,
+            labels: list[str] | None = None) -> dict:
+    """The numbers of quality.json (without paths and timestamp). Annotated spans are checked by
+    extract.monitor.labelstudio (labels against ``labels``, default: the run's, see run_labels);
+    those dropped are counted by reason in ``counts``."""
     if predicted not in ("job", "export"):
         raise QualityError(f"--predicted: expected job or export, found {predicted!r}")
+    allowed, labels_from = (list(labels), "--labels") if labels is not None else run_labels(out)
     reviewed = []  # (doc_id, task, gold spans)
-    facts = Counter(tasks=len(tasks))
-    for task in tasks:
-        recs, f = from_label_studio([task])
-        facts["dropped_spans"] += f["dropped_spans"]
-        facts["fixed_offsets"] += f["fixed_offsets"]
-        if not recs:
-            facts["unreviewed"] += 1
-            continue
-        reviewed.append((recs[0]["doc_id"], task, {tuple(s) for s in recs[0]["spans"]}))
+    facts: Counter = Counter()
+    for i, rec in iter_reviewed(tasks, allowed, facts):  # ExportError for what is not a list of tasks
+        reviewed.append((rec["doc_id"], tasks[i], {tuple(s) for s in rec["spans"]}))
+    facts["unreviewed"] = facts["unannotated"] + facts["tasks_without_text"]
     job_ents, job_docs = ({}, set())
     if predicted == "job":
         job_ents, job_docs = _job_entities(out, {str(d) for d, _, _ in reviewed})
@@ -139,7 +159,7 @@ def compute(out: str, tasks: list[dict], predicted: str = "job", strategy: str |
         if predicted == "job" and doc_id is not None and str(doc_id) in job_docs:
             pred, src = set(job_ents.get(str(doc_id), [])), "job"
         else:
-            spans = predicted_spans(task)
+            spans = predicted_spans(task, None, facts)
             if spans is None:
                 facts["no_predictions"] += 1
                 continue
@@ -154,11 +174,17 @@ def compute(out: str, tasks: list[dict], predicted: str = "job", strategy: str |
             tp[s[2]] += 1
     labels = sorted(set(n_pred) | set(n_gold))
     strategy = strategy or infer_strategy([t for _, t, _ in reviewed])
+    checked = summary(facts)
+    pred_checked = summary(facts, prefix="predicted_")
     return {
         "documents": docs,
         "counts": {"tasks": facts["tasks"], "reviewed": len(reviewed), "unreviewed": facts["unreviewed"],
-                   "no_predictions": facts["no_predictions"], "dropped_spans": facts["dropped_spans"],
-                   "fixed_offsets": facts["fixed_offsets"]},
+                   "no_predictions": facts["no_predictions"], "dropped_spans": checked["dropped_spans"],
+                   "dropped": checked["dropped"], "unknown_labels": checked["unknown_labels"],
+                   "fixed_offsets": facts["fixed_offsets"], "other_results": checked["other_results"],
+                   "predicted_dropped_spans": pred_checked["predicted_dropped_spans"],
+                   "predicted_dropped": pred_checked["predicted_dropped"]},
+        "labels_checked": {"labels": allowed, "from": labels_from},
         "predicted_from": {"job": source["job"], "export": source["export"]},
         "match": "exact (start, end, label)",
         "interval": f"Wilson score, {round(100 * (2 * _phi(z) - 1))} % (z = {z})",
@@ -199,14 +225,13 @@ def read_history(path: str | None) -> list[dict]:
 
 
 def run_quality(out: str, export: str, history: str | None = None, predicted: str = "job",
-                strategy: str | None = None) -> dict:
+                strategy: str | None = None, labels: list[str] | None = None) -> dict:
     """Compute, write OUT/quality.json, append the history line; the quality.json dict."""
     out = str(out).rstrip("/")
     if not fs.is_dir(out):
         raise QualityError(f"{out}: not found; is it the output folder of `python -m extract run`?")
-    with open(export, encoding="utf-8") as f:
-        tasks = json.load(f)
-    q = compute(out, tasks, predicted, strategy)
+    tasks = load_export(export)  # ExportError (exit 2) for what is not an export
+    q = compute(out, tasks, predicted, strategy, labels=labels)
     history = history or default_history(out)
     q = {"out": out, "export": os.path.abspath(export), "model": _model_id(out),
          "computed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "history": history, **q}
@@ -233,7 +258,7 @@ def load(out: str) -> dict | None:
 
 def section_html(q: dict) -> str:
     """The "Quality on reviewed samples" section of report.html."""
-    e = html.escape
+    e = esc  # quality.json is a file: every value from it is text here
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     ci = lambda c: f"[{c[0]:.3f}, {c[1]:.3f}]"  # noqa: E731
     rows = [[l, v["predicted"], v["annotated"], v["tp"], fmt(v["precision"]), ci(v["precision_ci"]), fmt(v["recall"]),
@@ -241,9 +266,10 @@ def section_html(q: dict) -> str:
     table = html_table(["label", "predicted", "annotated", "TP", "precision", "precision 95% CI", "recall (reviewed docs)",
                     "recall 95% CI"], rows)
     src = q.get("predicted_from") or {}
-    intro = (f"<p>{q['documents']} reviewed documents (export {e(str(q.get('export', '')))}, computed "
-             f"{e(str(q.get('computed_at', '')))}, model {e(str(q.get('model', '')))}); predicted spans from the job's "
-             f"entities table for {src.get('job', 0)} documents, from the tasks' predictions for {src.get('export', 0)}. "
+    intro = (f"<p>{e(q['documents'])} reviewed documents (export {e(q.get('export', ''))}, computed "
+             f"{e(q.get('computed_at', ''))}, model {e(q.get('model', ''))}); predicted spans from the job's "
+             f"entities table for {e(src.get('job', 0))} documents, from the tasks' predictions for "
+             f"{e(src.get('export', 0))}. "
              f"True positive: exact (start, end, label) match; precision = TP / predicted, recall = TP / annotated "
              f"(on the reviewed documents only); {e(q.get('interval', 'Wilson 95 %'))} intervals.</p>"
              f"<p class=\"note\">{e(q.get('sampling_note', ''))}</p>")
@@ -273,8 +299,9 @@ def section_html(q: dict) -> str:
     return section("quality", "Quality on reviewed samples", parts, intro)
 
 
-def main(out: str, export: str, history: str | None, predicted: str, strategy: str | None) -> int:
-    q = run_quality(out, export, history, predicted, strategy)
+def main(out: str, export: str, history: str | None, predicted: str, strategy: str | None,
+         labels: list[str] | None = None) -> int:
+    q = run_quality(out, export, history, predicted, strategy, labels)
     m = q["micro"]
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     src = q["predicted_from"]
@@ -285,5 +312,12 @@ def main(out: str, export: str, history: str | None, predicted: str, strategy: s
               f"({v['tp']}/{v['predicted']}), recall {fmt(v['recall'])} [{v['recall_ci'][0]:.3f}, "
               f"{v['recall_ci'][1]:.3f}] ({v['tp']}/{v['annotated']})")
     print(q["sampling_note"])
+    c = q["counts"]
+    if c["dropped_spans"] or c["predicted_dropped_spans"]:
+        print(f"dropped: {c['dropped_spans']} annotated spans {json.dumps(c['dropped'])}"
+              + (f", unknown labels {json.dumps(c['unknown_labels'])}" if c["unknown_labels"] else "")
+              + (f"; {c['predicted_dropped_spans']} predicted spans {json.dumps(c['predicted_dropped'])}"
+                 if c["predicted_dropped_spans"] else "")
+              + f" (labels checked: {', '.join(q['labels_checked']['labels'])}, {q['labels_checked']['from']})")
     print(f"-> {fs.join(q['out'], 'quality.json')}; history {q['history']}", file=sys.stdout)
     return 0

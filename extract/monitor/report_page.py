@@ -7,13 +7,11 @@ extract/monitor/quality.py.
 """
 from __future__ import annotations
 
-import html
-
 import numpy as np
 
 from extract.core import fs
 from extract.job.summary import BINS, EPS, PSI_DRIFT, PSI_WATCH, RATIO_HIGH, RATIO_LOW
-from extract.monitor.html import bar, figure, html_table, png, pyplot, section
+from extract.monitor.html import bar, esc, figure, html_table, png, pyplot, section
 from extract.monitor.quality import section_html
 
 COLORS = {"PER": "#e4572e", "LOC": "#29335c", "ORG": "#f3a712", "MISC": "#669bbc"}
@@ -27,7 +25,7 @@ def write_page(data: dict, html_path: str) -> str:
 
 def render(d: dict) -> str:
     """The page of the numbers ``d`` (run_report.compute): one section per part, each plot beside its table."""
-    e = html.escape
+    e = esc  # every string from data goes through it (tables escape their cells)
     labels = d["labels"]
     colors = [COLORS.get(l, "#888888") for l in labels]
     sections = []
@@ -66,7 +64,7 @@ def render(d: dict) -> str:
     rows = [[b] + [c["by_label"][l][i] for l in labels] + [c["all"][i]] for i, b in enumerate(c["bins"])]
     sections.append(section("confidence", "Confidence histograms per label",
                              [(png(fig), html_table(["bin"] + labels + ["all"], rows))],
-                             f"<p>mean confidence {c['mean']}</p>"))
+                             f"<p>mean confidence {e(c['mean'])}</p>"))
 
     # Throughput
     tp = d["throughput"]
@@ -91,8 +89,8 @@ def render(d: dict) -> str:
         table = html_table(["shard", "finished", "t (s)", "docs", "words", "seconds", "words/s", "cum. docs", "cum. words"],
                        [[s["shard"], s["finished_at"], s["t"], s["docs"], s["words"], s["seconds"],
                          s["words_per_second"], s["cum_docs"], s["cum_words"]] for s in shards])
-        intro = (f"<p>{len(shards)} shards over {tp['elapsed_seconds']} s: {tp['words_per_second']} words/s, "
-                 f"{tp['documents_per_second']} documents/s overall (wall clock).</p>")
+        intro = (f"<p>{len(shards)} shards over {e(tp['elapsed_seconds'])} s: {e(tp['words_per_second'])} words/s, "
+                 f"{e(tp['documents_per_second'])} documents/s overall (wall clock).</p>")
         sections.append(section("throughput", "Throughput over time per shard", [(img1, table), (img2, "")], intro))
     else:
         sections.append(section("throughput", "Throughput over time per shard", [], "<p>no stats/*.json found</p>"))
@@ -111,7 +109,7 @@ def render(d: dict) -> str:
     thresholds = (f"<p>Thresholds: PSI &lt; {PSI_WATCH} stable, {PSI_WATCH}&ndash;{PSI_DRIFT} watch, &gt; {PSI_DRIFT} "
                   f"drift (10 confidence bins; proportions floored at {EPS}); entity rate ratio (here / reference, "
                   f"per 1,000 words) outside [{RATIO_LOW}, {RATIO_HIGH}] is drift.</p>")
-    intro = (f"<p>Reference: {e(ref['kind'])} {e(str(ref.get('path', '')))}. Verdict: "
+    intro = (f"<p>Reference: {e(ref['kind'])} {e(ref.get('path', ''))}. Verdict: "
              f"<b class=\"{e(dr['verdict'])}\">{e(dr['verdict'])}</b>.</p>" + thresholds
              + (f"<p class=\"note\">Note: {e(ref['note'])}</p>" if ref.get("note") else ""))
     parts = []
@@ -119,13 +117,13 @@ def render(d: dict) -> str:
     if mix.get("psi") is not None:
         parts.append((_pair_bars(labels, mix["here"], mix["reference"], f"label mix (PSI {mix['psi']:.3f}, {mix['flag']})"),
                       html_table(["label", "here", "reference"], [[l, a, b] for l, a, b in zip(labels, mix["here"], mix["reference"])])
-                      + f"<p>PSI {mix['psi']} &rarr; {mix['flag']}</p>"))
+                      + f"<p>PSI {e(mix['psi'])} &rarr; {e(mix['flag'])}</p>"))
     conf = dr["confidence"]
     if conf.get("psi") is not None:
         parts.append((_pair_bars([b[:3] for b in conf["bins"]], conf["here"], conf["reference"],
                                  f"confidence (PSI {conf['psi']:.3f}, {conf['flag']})"),
                       html_table(["bin", "here", "reference"], [[b, x, y] for b, x, y in zip(conf["bins"], conf["here"], conf["reference"])])
-                      + f"<p>PSI {conf['psi']} &rarr; {conf['flag']}</p>"))
+                      + f"<p>PSI {e(conf['psi'])} &rarr; {e(conf['flag'])}</p>"))
     elif ref["kind"] != "none":
         parts.append(("<p>confidence PSI: n/a</p>", f"<p class=\"note\">{e(conf.get('note', ''))}</p>"))
     rt = dr["rates"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -120,8 +121,13 @@ def to_task(doc: dict, ents: list[dict], model_version: str) -> dict:
     return {"data": {"text": text, "doc_id": doc["doc_id"]}, "predictions": [pred]}
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def labeling_config(labels: Sequence[str]) -> str:
-    inner = "".join(f"<Label value={quoteattr(l)}/>" for l in labels)
+    """Label Studio's labeling config XML: each label an attribute value (quoted and escaped by
+    ``quoteattr``; characters XML 1.0 cannot hold replaced by U+FFFD), never markup."""
+    inner = "".join(f"<Label value={quoteattr(_NOT_XML.sub(chr(0xFFFD), str(l)))}/>" for l in labels)
     return (f'<View><Labels name="label" toName="text">{inner}</Labels>'
             f'<Text name="text" value="$text"/></View>\n')
 

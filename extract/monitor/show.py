@@ -21,6 +21,7 @@ from extract.core.config import ConfigError
 from extract.monitor.outputs import read_records
 from extract.core.types import InputChanged
 from extract.job.summary import table_of
+from extract.text.sanitize import sanitize
 
 COLORS = {"PER": "#fca5a5", "LOC": "#93c5fd", "ORG": "#fcd34d", "MISC": "#c4b5fd"}
 
@@ -42,7 +43,8 @@ def choose(docs: pa.Table, ids: list[str] | None, sample: int | None, seed: int 
 
 
 def build(out: str, ids: list[str] | None = None, sample: int | None = None, seed: int = 0) -> tuple[list[dict], list[str]]:
-    """displaCy manual-mode documents (text, ents with label "TYPE 0.97", title) and missing ids."""
+    """displaCy manual-mode documents (text, ents with label "TYPE 0.97", title, doc_id; all plain
+    text: ``render`` escapes) and missing ids."""
     out = os.fspath(out)
     docs = table_of(fs.join(out, "docs"), ["doc_id", "status", "source", "shard", "index", "n_entities"], schema.DOCS)
     picked, missing = choose(docs, ids, sample, seed)
@@ -64,19 +66,27 @@ def build(out: str, ids: list[str] | None = None, sample: int | None = None, see
         title = f"{row['doc_id']} · {row['source']} · {len(spans)} entities"
         if mismatched:
             title += f" · {mismatched} entities do not match the input text (it changed since the run?)"
-        result.append({"text": text, "ents": spans, "title": title})
+        result.append({"text": text, "ents": spans, "title": title, "doc_id": row["doc_id"]})
     return result, missing
 
 
 def render(documents: list[dict]) -> str:
+    """The displaCy page of ``documents`` (plain text titles and labels, as ``build`` makes them).
+
+    displaCy escapes the text (and each entity's text) itself, but puts titles and labels into its
+    HTML as they are, so both are escaped here first; colours are ours (COLORS or grey)."""
     from spacy import displacy
 
-    colors = {}
+    colors, safe = {}, []
     for d in documents:
+        ents = []
         for e in d["ents"]:
-            colors[e["label"]] = COLORS.get(e["label"].split(" ")[0], "#ddd")
-    return displacy.render(documents, style="ent", manual=True, page=True, jupyter=False,
-                           options={"colors": colors})
+            label = html.escape(e["label"], quote=True)
+            colors[label] = COLORS.get(e["label"].split(" ")[0], "#ddd")
+            ents.append({"start": e["start"], "end": e["end"], "label": label})
+        safe.append({"text": sanitize(d["text"])[0],  # lone surrogates -> U+FFFD (same length): UTF-8 can hold it
+                     "ents": ents, "title": html.escape(sanitize(d["title"])[0], quote=True)})
+    return displacy.render(safe, style="ent", manual=True, page=True, jupyter=False, options={"colors": colors})
 
 
 def main(out: str, ids: list[str] | None, sample: int | None, seed: int, html_out: str | None) -> int:
@@ -91,5 +101,10 @@ def main(out: str, ids: list[str] | None, sample: int | None, seed: int, html_ou
     page = render(documents)
     path = html_out or fs.join(out, "show.html")
     fs.write_bytes_atomic(path, page.encode("utf-8"))
-    print(f"show: {path} ({len(documents)} documents: {', '.join(html.unescape(d['title'].split(' · ')[0]) for d in documents)})")
+    print(f"show: {path} ({len(documents)} documents: {', '.join(_printable(d['doc_id']) for d in documents)})")
     return 0
+
+
+def _printable(s: str) -> str:
+    """``s`` for a terminal: control characters (escape sequences) shown as \\xNN, not sent."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(s))
