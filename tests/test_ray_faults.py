@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import common, run_cli, tables
 
-WORKER = "ray::MapWorker(MapBatches(_Infer))"  # the model stage's actor
+WORKER = "ray::MapWorker(MapBatches(Infer))"  # the model stage's actor
 
 
 def _corpus(path: Path, n: int) -> Path:

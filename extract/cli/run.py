@@ -18,14 +18,28 @@ def add(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C outside the job's own handlers (start-up, the summary): no traceback
+        print("stopped by SIGINT: finished shards are kept; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
     from extract.core.config import ConfigError, load
     from extract.core.job_config import ExtractConfig
+    from extract.job.driver import Interrupted, lock_scope, signals
 
     try:
-        cfg = load(ExtractConfig, args.config, args.set)
-        from extract.job.entities import run as run_job
+        # SIGTERM/SIGINT stop the job cleanly (Interrupted); the output lock lasts until run.json is written.
+        with signals(), lock_scope():
+            cfg = load(ExtractConfig, args.config, args.set)
+            from extract.job.entities import run as run_job
 
-        report = run_job(cfg, overwrite=args.overwrite)
+            report = run_job(cfg, overwrite=args.overwrite)
+    except Interrupted as exc:
+        print(interrupted_line(exc), file=sys.stderr, flush=True)
+        return exc.exit_code
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -39,6 +53,12 @@ def run(args) -> int:
     return 0 if report["complete"] else 1
 
 
+def interrupted_line(exc) -> str:
+    """The one line for a job a signal stopped: what is kept and how to go on."""
+    done = f"{exc.done} of {exc.total} shards are done and kept" if exc.total is not None else \
+        "finished shards are kept"
+    return f"stopped by {exc.name}: {done}; rerun the same command to resume."
+
 
 def print_summary(report: dict, out: Path, show: int) -> None:
     st = report["by_status"]
@@ -49,6 +69,9 @@ def print_summary(report: dict, out: Path, show: int) -> None:
         print(f"this run:  {run['documents']:,} documents in {run['seconds']:.1f}s: "
               f"{run['documents_per_second']:,.1f} documents/s, {run['words_per_second']:,.0f} words/s")
     print(f"output:    {out}/entities/*.parquet, {out}/docs/*.parquet, {out}/run.json")
+    if run.get("ray_logs"):
+        print(f"ray logs:  {run['ray_logs']} (Ray's own log files; NERBATCH_RAY_LOG=info also prints its INFO "
+              "lines here)")
     if show:
         import pyarrow.dataset as pads
 

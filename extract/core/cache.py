@@ -49,7 +49,6 @@ def _read_cache() -> dict:
 def _write_cache(cache: dict) -> None:
     text = json.dumps(dict(list(cache.items())[-SHA256_CACHE_ENTRIES:]))
     try:
-        write_local_atomic(str(cache_root() / SHA256_CACHE), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
-                           unique=True)
+        write_local_atomic(str(cache_root() / SHA256_CACHE), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     except OSError:
         pass  # a read-only home only costs a re-hash next time

@@ -300,19 +300,21 @@ def parquet_file(uri: str) -> pq.ParquetFile:
 # ------------------------------------------------------------------------------------- writing
 
 def _tmp_name(path: str) -> str:
-    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
+    """``.<name>.<pid>-<random>.tmp`` beside ``path``: this writer's own, so two writers of one file
+    (two jobs, two workers) never write, rename or delete each other's temporary file."""
+    name = f".{posixpath.basename(path)}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    return posixpath.join(posixpath.dirname(path), name)
 
 
-def write_local_atomic(path: str, write: Callable[[str], object], unique: bool = False) -> None:
+def write_local_atomic(path: str, write: Callable[[str], object]) -> None:
     """The one temp-file-then-rename writer for local files: ``write(tmp)`` fills a temporary file
     in ``path``'s folder (created if missing), then it is renamed over ``path``, so a reader sees
-    the old file or the whole new one; the temporary file never outlives a failure. ``unique``:
-    the temporary name is this process's and thread's own, for writers that may run concurrently
-    on one file (workers on one node) without a lock."""
-    folder, name = os.path.dirname(path), os.path.basename(path)
+    the old file or the whole new one; the temporary file never outlives a failure. The temporary
+    name is this writer's own (``_tmp_name``), so concurrent writers of one file never collide."""
+    folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp" if unique else f".{name}.tmp")
+    tmp = os.path.join(folder, os.path.basename(_tmp_name(path)))
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -382,7 +384,7 @@ def download(uri: str, local_path: str, chunk: int = 8 << 20) -> None:
         with src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, chunk)
 
-    write_local_atomic(local_path, write, unique=True)
+    write_local_atomic(local_path, write)
 
 
 def makedirs(uri: str) -> None:

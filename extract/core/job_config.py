@@ -57,7 +57,9 @@ class InferenceConfig:
     batch_tokens: int = 0  # and at most this many padded wordpieces; 0 = batch_size x max_length
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # GPU is opt-in: see ray.gpus_per_actor
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # fp16/bf16 autocast on GPU only
-    threads: int = 0  # torch / ONNX Runtime threads per worker; 0 = all cores (local) or the actor's CPUs (ray)
+    # torch / ONNX Runtime threads per worker, the same on both runners (thread counts may change
+    # float sums, so one number keeps local and Ray tables identical); 0 = ceil(ray.cpus_per_actor)
+    threads: int = 0
     # onnx: the forward pass in ONNX Runtime (CPU, fp32) from MODEL_DIR/model.onnx, written at release
     # or by `python -m extract export-onnx MODEL_DIR`; +14-17% words/s on 2 cores, same predictions.
     engine: Literal["torch", "onnx"] = "torch"

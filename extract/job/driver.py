@@ -1,21 +1,32 @@
 """The one driver: plan shards (or reuse the plan), skip finished ones, run the rest on a runner,
 settle duplicate ids. The entity job (extract/job/entities.py) and teacher labelling
 (training/label.py) differ only in the processor they hand it and the identity of their settings.
+
+One writer per output folder: ``drive`` holds the folder's lock (extract/job/output.py) from
+before it prepares the folder to its end; inside ``lock_scope`` (the CLI) until the scope ends, so
+run.json is written under it too. SIGTERM and SIGINT (``signals``) stop the job between two
+Python steps: finished shards stay (each is written atomically, its docs part last), the lock is
+released, Ray shut down, and ``Interrupted`` tells the caller how far the job got.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
+import os
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from extract.core import fs
 from extract.job.attempts import FOLDER as ATTEMPTS
 from extract.job.duplicates import settle
 from extract.job.identity import job_identity
 from extract.core.job_config import InputConfig, RayConfig
-from extract.job.output import check_not_inputs, check_output_path, prepare
+from extract.job.output import check_not_inputs, check_output_path, lock, prepare
 from extract.job.stages import is_done
 from extract.io.plan import input_stamps, load_plan, plan, probe_columns, save_plan
 
@@ -38,9 +49,70 @@ class JobSpec:
     show_progress: bool
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT reached the driver (``signals``). A BaseException, like KeyboardInterrupt,
+    so no per-record ``except Exception`` turns it into an error row. ``done``/``total``: shards
+    done (before this run and in it) of the plan, when the driver got that far."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.done: int | None = None
+        self.total: int | None = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process the signal ended: 143, 130
+
+
+@contextlib.contextmanager
+def signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise ``Interrupted`` in the main thread while inside; a second one
+    while the first is being handled (Ray shutting down) exits at once with the same code."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        if seen:
+            os._exit(128 + signum)
+        seen.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+_SCOPES: list[list] = []  # open ``lock_scope``s, innermost last: the locks to release at their end
+
+
+@contextlib.contextmanager
+def lock_scope() -> Iterator[None]:
+    """Output locks that ``drive`` takes inside are held until this ends (normally, on an error or
+    a signal), so what the caller writes after ``drive`` (run.json) is written under the lock."""
+    held: list = []
+    _SCOPES.append(held)
+    try:
+        yield
+    finally:
+        _SCOPES.remove(held)
+        for lk in reversed(held):
+            lk.release()
+
+
 def drive(job: JobSpec, overwrite: bool) -> dict:
     """Plan (or reuse the saved plan), check, prepare the output, run the pending shards, settle
-    duplicates; the run's facts."""
+    duplicates; the run's facts. Holds the output folder's lock from before the folder is prepared
+    to the end (or to the end of the enclosing ``lock_scope``)."""
     t0 = time.perf_counter()
     out = check_output_path(job.output_path)
     saved = None if overwrite else load_plan(out, job.input)
@@ -51,45 +123,98 @@ def drive(job: JobSpec, overwrite: bool) -> dict:
         probe_columns(shards, job.input)
     facts["planning_seconds"] = round(time.perf_counter() - t0, 3)
     identity = job_identity(job.settings, stamps, job.model_dirs)
-    prepare(out, identity, (job.data_dir, "docs", ATTEMPTS, "stats"), overwrite)
-    if saved is None:
-        save_plan(out, job.input, shards, facts)
-    pending = pending_shards(shards, out)
-    this_run = execute(job, str(out), pending)
-    facts["duplicate_ids"] = settle(out, (job.data_dir,))
-    missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
+    held = lock(out)  # one writer per folder: a second job is refused here, before anything is written
+    if _SCOPES:
+        _SCOPES[-1].append(held)
+    pending: list = []
+    try:
+        prepare(out, identity, (job.data_dir, "docs", ATTEMPTS, "stats"), overwrite, fresh=held.created_folder)
+        if saved is None:
+            save_plan(out, job.input, shards, facts)
+        pending = pending_shards(shards, out)
+        this_run = execute(job, str(out), pending)
+        facts["duplicate_ids"] = settle_duplicates(job, out)
+        missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
+    except Interrupted as exc:
+        exc.total = len(shards)
+        exc.done = _count_done(out, len(shards) - len(pending) + getattr(exc, "finished_this_run", 0))
+        if job.runner == "ray":
+            from extract.job import runner_ray
+
+            runner_ray.shutdown()  # stopped after the shards (settling duplicates): Ray goes now too
+        raise
+    finally:
+        if not _SCOPES:
+            held.release()
     return {"out": out, "input": facts, "this_run": this_run, "complete": not missing}
+
+
+def _count_done(out, fallback: int) -> int:
+    """Shards done now, from one listing of the docs folder (a Ray worker may have finished a shard
+    whose row the driver has not read yet); ``fallback`` when it cannot be listed."""
+    from extract.core import listing
+
+    try:
+        names = listing.listdir(fs.join(str(out), "docs"))
+    except OSError:
+        return fallback
+    return sum(1 for n in names if n.startswith("part-") and n.endswith(".parquet"))
 
 
 def write_json(path: str, data: dict) -> None:
     fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
+def resolve_threads(threads: int, ray_cfg: RayConfig) -> int:
+    """torch / ONNX Runtime threads of a model replica, the same on both runners: a forward pass
+    with another thread count may sum in another order and change a score in its last bits, and
+    both runners must write identical tables. ``inference.threads``, or when 0 the CPUs a Ray
+    model actor reserves (``ray.cpus_per_actor``, rounded up; Ray's workers run with
+    OMP_NUM_THREADS=1 otherwise)."""
+    return threads if threads > 0 else max(1, math.ceil(ray_cfg.cpus_per_actor))
+
+
 def execute(job: JobSpec, out: str, pending: list) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
     kwargs = {**job.processor_kwargs, "out": out}
+    threads = resolve_threads(job.threads, job.ray)
+    logs = None
     if job.runner == "ray":
-        from extract.job.runner_ray import run_ray
+        from extract.job import runner_ray
 
-        results = run_ray(job.processor_cls, kwargs, pending, job.ray, job.threads)
+        results = runner_ray.run_ray(job.processor_cls, kwargs, pending, job.ray, threads)
     else:
         from extract.job.runner_local import run_local
 
-        results = run_local(job.processor_cls, kwargs, pending)
-    done_docs = done_words = 0
+        results = run_local(job.processor_cls, kwargs, pending, threads)
+    done_docs = done_words = done_shards = 0
     t_run = time.time()
     # Progress in shards: a byte-range shard's record count is only known once it is read.
     bar = _progress(len(pending), job.show_progress)
-    for result in results:
-        done_docs += int(result["docs"])
-        done_words += int(result["words"])
-        bar.update(1)
-        bar.set_postfix(docs=f"{done_docs:,}", words_s=f"{done_words / max(1e-9, time.time() - t_run):,.0f}")
-    bar.close()
+    try:
+        for result in results:
+            done_shards += 1
+            done_docs += int(result["docs"])
+            done_words += int(result["words"])
+            bar.update(1)
+            bar.set_postfix(docs=f"{done_docs:,}", words_s=f"{done_words / max(1e-9, time.time() - t_run):,.0f}")
+    except Interrupted as exc:
+        exc.finished_this_run = done_shards
+        raise
+    finally:
+        bar.close()
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # a runner stopped early (error, signal) lets go of its workers now
+        if job.runner == "ray":
+            logs = runner_ray.log_dir()
     seconds = time.time() - t_run
-    return {"shards": len(pending), "documents": done_docs, "words": done_words, "seconds": round(seconds, 2),
-            "documents_per_second": round(done_docs / seconds, 2) if seconds else None,
-            "words_per_second": round(done_words / seconds, 1) if seconds else None}
+    run = {"shards": len(pending), "documents": done_docs, "words": done_words, "seconds": round(seconds, 2),
+           "documents_per_second": round(done_docs / seconds, 2) if seconds else None,
+           "words_per_second": round(done_words / seconds, 1) if seconds else None}
+    if logs:
+        run["ray_logs"] = logs
+    return run
 
 
 def pending_shards(shards: list, out) -> list:
@@ -103,3 +228,14 @@ def _progress(total: int, show: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="shard", disable=not show, dynamic_ncols=True, mininterval=1.0)
+
+
+def settle_duplicates(job: JobSpec, out) -> int:
+    """Duplicate ids settled after the shards (extract/job/duplicates.py), in bounded memory: on
+    Ray as Ray tasks (runner_ray.settle_ray; the local pass when this run started no Ray), else
+    the local external pass. The number of duplicate rows."""
+    if job.runner == "ray":
+        from extract.job import runner_ray
+
+        return runner_ray.settle_ray(str(out), (job.data_dir,), job.ray)
+    return settle(out, (job.data_dir,))

@@ -11,12 +11,26 @@ local), read and written through extract/fs.py. A URI skips the local checks abo
 (or filesystem) root is refused. Object stores have no folders: a "folder" there is a key prefix,
 and one whose files were all deleted can linger as an empty marker, so there a folder with no
 files below it counts as empty.
+
+One writer per folder: ``lock`` takes ``_lock.json`` (pid, host, start time) before anything is
+written and the job lets it go at its end, on an error or a signal too. Locally the lock file is
+created with O_CREAT|O_EXCL, so of two jobs started together exactly one gets it; the other is
+refused (exit 2) naming the holder. A lock left by a process of this host that no longer runs is
+taken over, with a note. Object stores have no create-if-absent through pyarrow: there the job
+checks, writes its lock, waits a moment and reads it back, and goes ahead only if it is still its
+own (two jobs starting within that moment: the later write wins, the other backs off); a lock held
+by another host is never taken over, since whether that process lives cannot be told from here.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -26,7 +40,10 @@ from extract.core import fs, listing
 from extract.core.config import ConfigError
 
 MARKER = "_job.json"
-TOP_FILES = {MARKER, "run.json", "plan.json", f".{MARKER}.tmp", ".run.json.tmp", ".plan.json.tmp"}
+LOCK = "_lock.json"  # one writer per folder (``lock``); gone after the job ends
+TOP_FILES = {MARKER, "run.json", "plan.json", LOCK, f".{MARKER}.tmp", ".run.json.tmp", ".plan.json.tmp"}
+# Temporaries of the files above, whoever wrote them (extract/core/fs.py names them per writer).
+TOP_TEMP = re.compile(r"^\.(?:_job|run|plan|_lock)\.json(?:\.[\w-]+)*\.tmp$")
 PART = re.compile(r"^(part-[\w.-]+\.parquet|[\w.-]+\.json|\.[\w.-]+\.tmp)$")  # parts, attempt notes, temps
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,17 +122,31 @@ def _scan(uri: str) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+def _is_lock(name: str) -> bool:
+    """The lock file, or a temporary of it (a job writing or taking over the lock)."""
+    return name == LOCK or (name.startswith(f".{LOCK}.") and name.endswith(".tmp"))
+
+
 def _is_empty(out: str) -> bool:
-    """Nothing there, or an empty folder; on a remote store, a "folder" with no files below it."""
+    """Nothing there, or an empty folder; on a remote store, a "folder" with no files below it.
+    The job's own lock (``lock``, taken before this is asked) does not count."""
     if not fs.is_local(out):
-        return not listing.has_files(out)
+        fsys, path = fs.resolve(out)
+        info = fsys.get_file_info(path)
+        if info.type == pafs.FileType.File:
+            return False
+        if info.type != pafs.FileType.Directory:
+            return True
+        sel = pafs.FileSelector(path, recursive=True, allow_not_found=True)
+        return not any(i.type == pafs.FileType.File and not (_is_lock(i.base_name) and fs.parent(i.path) == path)
+                       for i in fsys.get_file_info(sel))
     path = fs.resolve(out)[1]
     if not os.path.lexists(path):
         return True
     if not os.path.isdir(path):
         raise ConfigError(f"output.path {out} is a file, not a folder. Choose a new folder.")
     with os.scandir(path) as it:
-        return next(it, None) is None
+        return all(_is_lock(e.name) and e.is_file() for e in it)
 
 
 def job_entries(out: Out, subfolders: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -124,7 +155,7 @@ def job_entries(out: Out, subfolders: tuple[str, ...]) -> tuple[list[str], list[
     ours, foreign = [], []
     for name, kind in _scan(out):
         entry = fs.join(out, name)
-        if kind == "file" and name in TOP_FILES:
+        if kind == "file" and (name in TOP_FILES or TOP_TEMP.match(name)):
             ours.append(entry)
         elif kind == "dir" and name in subfolders:
             for sub, sub_kind in _scan(entry):
@@ -139,11 +170,13 @@ def _relative(path: str, out: str) -> str:
     return path[len(base):] if path.startswith(base) else path
 
 
-def overwrite(out: Out, subfolders: tuple[str, ...]) -> None:
-    """Delete a previous job's files; refuse, touching nothing, unless every file is the job's."""
+def overwrite(out: Out, subfolders: tuple[str, ...], fresh: bool = False) -> None:
+    """Delete a previous job's files; refuse, touching nothing, unless every file is the job's.
+    ``fresh``: the folder did not exist before this job's lock made it (nothing to delete). The
+    lock itself is left alone: it is this job's."""
     out = str(out)
     local = fs.is_local(out)
-    if (not fs.exists(out)) if local else _is_empty(out):
+    if fresh or ((not fs.exists(out)) if local else _is_empty(out)):
         return
     marker = fs.join(out, MARKER)
     if not fs.is_file(marker):
@@ -155,7 +188,7 @@ def overwrite(out: Out, subfolders: tuple[str, ...]) -> None:
         raise ConfigError(f"--overwrite: {out} holds {len(foreign)} file(s) this job did not write ({names}); "
                           "nothing was deleted. Move them away or choose another output.path.")
     for path in ours:
-        if fs.basename(path) != MARKER:
+        if fs.basename(path) != MARKER and fs.basename(path) != LOCK:
             fs.delete(path, missing_ok=True)
     if local:
         for sub in subfolders:
@@ -165,13 +198,15 @@ def overwrite(out: Out, subfolders: tuple[str, ...]) -> None:
     fs.delete(marker)
 
 
-def prepare(out: Out, identity: dict, subfolders: tuple[str, ...], overwrite_first: bool) -> None:
-    """Make ``out`` this job's folder: new, empty, or holding this same job (resume)."""
+def prepare(out: Out, identity: dict, subfolders: tuple[str, ...], overwrite_first: bool,
+            fresh: bool = False) -> None:
+    """Make ``out`` this job's folder: new, empty, or holding this same job (resume). Call it
+    holding the folder's lock (``lock``); ``fresh``: the lock made the folder."""
     from extract.job.identity import differences
 
     out = str(out)
     if overwrite_first:
-        overwrite(out, subfolders)
+        overwrite(out, subfolders, fresh)
     marker = fs.join(out, MARKER)
     if fs.is_file(marker):
         try:
@@ -194,3 +229,164 @@ def prepare(out: Out, identity: dict, subfolders: tuple[str, ...], overwrite_fir
             if name.startswith(".") and name.endswith(".tmp"):
                 fs.delete(fs.join(folder, name), missing_ok=True)  # left by a run that was killed mid-write
     fs.write_bytes_atomic(marker, json.dumps({"identity": identity}, indent=2, sort_keys=True).encode("utf-8"))
+
+
+# ------------------------------------------------------------------------------- one writer
+
+LOCK_SETTLE_S = 1.0  # object stores: how long a fresh lock must stay ours before the job goes ahead
+
+
+@dataclass
+class Lock:
+    """This job's hold on an output folder (``lock``); ``release`` lets it go (idempotent)."""
+
+    path: str
+    holder: dict
+    created_folder: bool = False  # the folder did not exist before the lock made it
+    took_over: dict | None = None  # the stale lock this one replaced, if any
+    released: bool = field(default=False, repr=False)
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        _HELD.discard(self.path)
+        try:
+            if _read_lock(self.path, retries=0).get("token") == self.holder["token"]:
+                fs.delete(self.path, missing_ok=True)
+        except (OSError, ValueError):
+            pass  # gone already, or not readable: nothing of ours to remove
+
+
+_HELD: set[str] = set()  # lock files this process holds (a second job in one process is refused too)
+
+
+def _describe(holder: dict) -> str:
+    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, since {holder.get('since', '?')}")
+
+
+def _read_lock(path: str, retries: int = 20) -> dict:
+    """The lock's holder; a lock being written this instant (empty or half there) is read again
+    for up to a second. ValueError when it stays unreadable, FileNotFoundError when it is gone."""
+    for attempt in range(retries + 1):
+        try:
+            data = json.loads(fs.read_text(path))
+            if isinstance(data, dict) and "pid" in data:
+                return data
+        except ValueError:
+            pass
+        if attempt < retries:
+            time.sleep(0.05)
+    raise ValueError(f"{path} is not a readable lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, exited but not yet reaped, does not)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _stale(holder: dict, path: str) -> bool:
+    """A lock of a process on this host that no longer runs (or a leftover of an earlier process
+    that had this process's pid); never one held in this process or on another host."""
+    if holder.get("host") != socket.gethostname() or path in _HELD:
+        return False
+    pid = int(holder.get("pid", 0) or 0)
+    return pid == os.getpid() or not _pid_alive(pid)
+
+
+def _create_local(path: str, holder: dict) -> bool:
+    """Create the lock file only if none exists (O_CREAT|O_EXCL): whether this call made it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, json.dumps(holder, indent=2).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _take_over_local(path: str, stale: dict) -> bool:
+    """Move a stale lock aside, making sure it is the one judged stale (another job may have taken
+    it over and written its own in between); whether it was moved."""
+    aside = fs.join(fs.parent(path), f".{LOCK}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    local_path, local_aside = fs.resolve(path)[1], fs.resolve(aside)[1]
+    try:
+        os.rename(local_path, local_aside)
+    except FileNotFoundError:
+        return False  # someone else moved it first
+    try:
+        with open(local_aside, encoding="utf-8") as f:
+            moved = json.loads(f.read())
+    except (OSError, ValueError):
+        moved = {}
+    if moved.get("token") != stale.get("token"):
+        try:
+            os.link(local_aside, local_path)  # a live lock after all: put it back unless one is there again
+        except OSError:
+            pass
+        os.unlink(local_aside)
+        return False
+    os.unlink(local_aside)
+    return True
+
+
+def lock(out: Out) -> Lock:
+    """Take ``out``'s lock for this process (making the folder if need be), or raise ConfigError
+    naming the job that holds it. A stale lock (see ``_stale``) is taken over with a note on stderr."""
+    out = str(out)
+    path = fs.join(out, LOCK)
+    local = fs.is_local(out)
+    created = not fs.exists(out) if local else False
+    fs.makedirs(out)
+    holder = {"pid": os.getpid(), "host": socket.gethostname(),
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "token": uuid.uuid4().hex,
+              "command": " ".join(sys.argv)[:500]}
+    took_over = None
+    for _ in range(10):
+        if local and _create_local(fs.resolve(path)[1], holder):
+            break
+        if not local and not fs.exists(path):
+            fs.write_bytes_atomic(path, json.dumps(holder, indent=2).encode("utf-8"))
+            time.sleep(LOCK_SETTLE_S)  # a job that checked at the same moment writes within it
+            try:
+                if _read_lock(path).get("token") == holder["token"]:
+                    break
+            except (FileNotFoundError, ValueError):
+                continue
+        try:
+            current = _read_lock(path)
+        except FileNotFoundError:
+            continue  # released in between: try again
+        except ValueError:
+            raise ConfigError(f"output.path {out} is locked by {path}, which cannot be read. If no job writes "
+                              f"there any more, delete {path} and run again.") from None
+        if not _stale(current, path):
+            raise ConfigError(f"output.path {out} is in use by another job ({_describe(current)}): one writer per "
+                              f"folder. Wait for it to end, or choose another output.path (if that job is gone, "
+                              f"delete {path}).")
+        if local and not _take_over_local(path, current):
+            continue
+        if not local:
+            fs.delete(path, missing_ok=True)
+        took_over = current
+        print(f"note: output.path {out}: took over the lock of a job that is no longer running "
+              f"({_describe(current)})", file=sys.stderr, flush=True)
+    else:
+        raise ConfigError(f"output.path {out}: could not take {path} (other jobs keep taking it). Run again.")
+    _HELD.add(path)
+    return Lock(path, holder, created, took_over)

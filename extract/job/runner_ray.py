@@ -15,33 +15,84 @@ Faults (Ray 2.60, measured on an embedded local Ray):
   never duplicates rows. Ray Data's own default retries forever (``max_task_retries`` -1): a shard
   that kills every worker would loop, so retries are bounded by ``ray.max_task_retries`` and then
   the job stops with a RuntimeError (finished shards stay done: a rerun resumes).
+
+Signals: ``ray.init`` installs a SIGTERM handler of its own (it ended in "Aborted", exit 134);
+``init`` puts back the driver's, and a run stopped early closes its dataset iterator and shuts
+down the Ray this module started.
+
+Console: Ray's INFO lines stay in Ray's log files (``log_dir``, named in the summary) unless
+``NERBATCH_RAY_LOG=info``. The "constructor arguments in the object store and max_restarts > 0"
+ERROR came from Ray Data 2.60 passing refs to its own DataContext and MapTransformer to every actor
+(ray-project/ray#53727): ``_inline`` passes both by value instead, so nothing is there to lose.
+The stage functions Ray Data runs are in extract/job/ray_stages.py (no ray import).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
+import signal
 import warnings
 from typing import Any, Iterator
 
 from extract.core.job_config import RayConfig
 from extract.job.stages import shard_to_json
 from extract.core.types import Shard
+from extract.job.ray_stages import Infer, finish, prepare
 
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HF_HUB_OFFLINE")
+LOG_ENV = "NERBATCH_RAY_LOG"  # "info": Ray's INFO lines on the console too (default: warnings and errors)
+
+_started = False  # whether init() started (or joined) Ray, so a run stopped early shuts it down
+
+
+def _verbose() -> bool:
+    return os.environ.get(LOG_ENV, "").strip().lower() in ("info", "debug", "1", "true", "yes")
+
+
+def log_dir() -> str | None:
+    """Where this driver's Ray session writes its logs (Ray Data's ray-data*.log among them)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)  # noqa: SLF001 - what ray.init made
+    return os.path.join(node.get_session_dir_path(), "logs") if node is not None else None
 
 
 def init(cfg: RayConfig) -> None:
+    global _started
     import ray
 
     if ray.is_initialized():
         return
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    _started = True  # from here on: a failed or interrupted start is shut down too (``shutdown``)
+    stopped = None
+    try:
+        _start(cfg)
+    except SystemExit as exc:  # SIGTERM while ray.init ran: its own handler's sys.exit(SIGTERM)
+        if exc.code != signal.SIGTERM:
+            raise
+        stopped = exc
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None and signal.getsignal(signum) is not handler:
+                signal.signal(signum, handler)  # the driver's own, not ray.init's sys.exit on SIGTERM
+    if stopped is not None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the same signal once more, to the driver's own handler
+        raise stopped
+
+
+def _start(cfg: RayConfig) -> None:
+    import ray
+
     # When a node dies, Ray first sees its actors as "temporarily unavailable" and retries their
     # tasks at once, using up ray.max_task_retries before it declares the node dead (~15 s).
     # Spacing those retries out (measured with scripts/cluster_check.sh) lets the shard move on.
     os.environ.setdefault("RAY_task_actor_unavailable_retry_delay_base_ms", "2000")
     os.environ.setdefault("RAY_task_actor_unavailable_retry_max_delay_ms", "10000")
-    kwargs = {"ignore_reinit_error": True, "log_to_driver": True}
+    kwargs = {"ignore_reinit_error": True, "log_to_driver": True,
+              "logging_level": logging.INFO if _verbose() else logging.WARNING}
     # Workers of a cluster we join do not see this shell's object-store settings: pass them on
     # (the embedded Ray's workers inherit them anyway).
     forward = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
@@ -57,56 +108,50 @@ def init(cfg: RayConfig) -> None:
         ray.init(address="local", include_dashboard=False, num_cpus=cfg.num_cpus or None, **kwargs)
 
 
+def shutdown() -> None:
+    """Shut down the Ray that ``init`` started (nothing when Ray was running before)."""
+    global _started
+    import ray
+
+    if _started:
+        _started = False
+        ray.shutdown()
+
+
+def _quiet() -> None:
+    """Ray Data's INFO lines off the console (its log files keep them), and its warning that
+    progress bars are off (the job draws its own) not shown at all; nothing when NERBATCH_RAY_LOG
+    asks for them."""
+    from ray.util.debug import log_once
+
+    log_once("ray_data_progress_manager_disabled")  # taken here: Ray Data's own warning never fires
+    if _verbose():
+        return
+    from ray.data._internal.logging import SessionFileHandler
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, SessionFileHandler) and handler.level < logging.WARNING:
+            handler.setLevel(logging.WARNING)
+
+
+def _inline() -> None:
+    """Ray Data's actor pool passes its DataContext and MapTransformer to each actor (and the
+    context to each task) by value, not as refs from ``ray.put``: see the module docstring. Only
+    where this Ray Data has those two properties (2.60); otherwise nothing changes."""
+    from ray.data._internal.execution.operators import actor_pool_map_operator as apm
+
+    op = getattr(apm, "ActorPoolMapOperator", None)
+    if op is None or getattr(op, "_nerbatch_inline", False):
+        return
+    if not all(hasattr(op, a) for a in ("_map_transformer_ref", "_data_context_ref", "data_context")):
+        return
+    op._map_transformer_ref = property(lambda self: self._map_transformer)
+    op._data_context_ref = property(lambda self: self.data_context)
+    op._nerbatch_inline = True
+
+
 # Each Ray worker process builds a stage's processor once (a tokenizer for the CPU stages) and
 # keeps it for every shard it is given afterwards.
-_STAGES: dict[str, Any] = {}
-
-
-def _stage(factory: tuple) -> Any:
-    key = repr(factory)  # the factory arrives unpickled anew with every task: key it by value
-    if key not in _STAGES:
-        cls, kwargs = factory
-        _STAGES[key] = cls(**kwargs, load_model=False)
-    return _STAGES[key]
-
-
-# A stage's output for one shard travels as one binary cell (extract/transport.py: numpy arrays
-# and a JSON tree of known types, no pickle).
-def _pack(payload: Any) -> dict:
-    from extract.job import transport
-
-    return {"payload": [transport.dumps(payload)]}
-
-
-def _unpack(batch: dict) -> list:
-    from extract.job import transport
-
-    return [transport.loads(bytes(b)) for b in batch["payload"]]
-
-
-def _prepare(batch: dict, factory: tuple) -> dict:
-    from extract.job.stages import shard_from_json
-
-    (shard,) = batch["shard"]
-    return _pack(_stage(factory).prepare(shard_from_json(str(shard))))
-
-
-def _finish(batch: dict, factory: tuple) -> dict:
-    (payload,) = _unpack(batch)
-    return {k: [v] for k, v in _stage(factory).finish(payload).items()}
-
-
-class _Infer:
-    """The model stage as Ray Data's callable class: loads the model once per actor."""
-
-    def __init__(self, cls: Any, kwargs: dict):
-        self.stage = cls(**kwargs)
-
-    def __call__(self, batch: dict) -> dict:
-        (payload,) = _unpack(batch)
-        return _pack(self.stage.infer(payload))
-
-
 def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfig, threads: int) -> Iterator[dict]:
     """prepare (CPU tasks) -> infer (actor pool; forward passes only) -> finish (CPU tasks), one
     shard per row, streamed: Ray Data's backpressure bounds how many shards are in flight."""
@@ -115,7 +160,13 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
-    init(cfg)
+    try:
+        init(cfg)
+    except BaseException:
+        shutdown()
+        raise
+    _quiet()
+    _inline()
     try:
         if kwargs.get("out"):
             check_output_visible(str(kwargs["out"]))
@@ -135,14 +186,15 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     factory = (processor_cls, kwargs)
     ds = ray.data.from_items([{"shard": shard_to_json(s)} for s in shards], override_num_blocks=len(shards))
     # A bounded pool per CPU stage: every new worker process pays the imports (seconds of CPU).
-    tasks = TaskPoolStrategy(size=max(2, cfg.num_actors))
-    ds = ds.map_batches(_prepare, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
+    # (Never more tasks than shards: Ray Data warns about a pool larger than its input.)
+    tasks = TaskPoolStrategy(size=max(1, min(max(2, cfg.num_actors), len(shards))))
+    ds = ds.map_batches(prepare, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
                         batch_format="numpy", compute=tasks)
     with warnings.catch_warnings():
         # Ray 2.60 deprecates extra remote args but has no named parameter for these two yet.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
         ds = ds.map_batches(
-            _Infer,
+            Infer,
             fn_constructor_kwargs={"cls": processor_cls, "kwargs": {**kwargs, "threads": threads}},
             batch_size=1,
             batch_format="numpy",
@@ -152,11 +204,14 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
             max_restarts=-1,  # a dead actor is replaced; each shard's retries are bounded here:
             max_task_retries=max_task_retries,
         )
-    ds = ds.map_batches(_finish, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
+    ds = ds.map_batches(finish, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
                         batch_format="numpy", compute=tasks)
+    rows = iter(ds.iter_rows())
+    finished = False
     try:
-        for row in ds.iter_rows():
+        for row in rows:
             yield dict(row)
+        finished = True
     except ray.exceptions.RayTaskError as exc:  # a stage raised: say what, not Ray's wrapping
         raise RuntimeError(f"a Ray task failed: {_original_error(exc)}") from exc
     except ray.exceptions.RayActorError as exc:
@@ -166,6 +221,14 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
             f"a Ray worker process died while processing a shard {max_task_retries + 1} time(s) in a row "
             f"(out of memory? a crash in native code?); ray.max_task_retries={max_task_retries} retries are "
             f"used up. Ray said: {exc}") from exc
+    finally:
+        if not finished:  # a signal, an error, or the driver stopped reading: stop the stream, then Ray
+            close = getattr(rows, "close", None)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                shutdown()
 
 
 def _original_error(exc: Exception) -> str:
@@ -284,3 +347,49 @@ def check_output_visible(out_dir: str, *, timeout_s: float = 120.0, probe_writer
 
 def _node_name(node_id: str, nodes: dict) -> str:
     return f"{node_id[:12]} ({nodes.get(node_id, '?')})"
+
+
+def settle_ray(out: str, data_dirs: tuple[str, ...], cfg: RayConfig) -> int:
+    """Duplicate ids settled as Ray tasks with extract/job/duplicates.py's three steps (keys ->
+    hash partitions, each settled in a task -> shard ranges rewritten in tasks); the driver holds
+    shard ids and row counts only. Spill under ``OUT/_dups`` (removed at start and end). Without a
+    running Ray the same steps run here (duplicates.settle). Returns the number of duplicate rows."""
+    import ray
+
+    from extract.core import fs
+    from extract.job import duplicates as dup
+
+    if not ray.is_initialized():
+        return dup.settle(out, data_dirs)
+    shard_ids = dup.shard_order(out)
+    if not shard_ids:
+        return 0
+    n = len(shard_ids)
+
+    def keys_task(ids_ref, lo: int, hi: int, folder: str, name: str, fan: int) -> list[int]:
+        return dup.spill_keys(out, [(i, ids_ref[i]) for i in range(lo, hi)], folder, name, fan)
+
+    spill = fs.join(out, dup.RAY_SPILL)
+    dup.remove_spill(spill)
+    opts = {"num_cpus": cfg.cpus_per_task or 0.25, "max_retries": 3}
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        groups = min(n, 4 * cpus)
+        bounds = [(g * n // groups, (g + 1) * n // groups) for g in range(groups)]
+        fan = dup.fanout_for(dup.estimate_rows(out, shard_ids), dup.MAX_ROWS)
+        ids_ref = ray.put(shard_ids)
+        keys_dir, later_dir = fs.join(spill, "keys"), fs.join(spill, "later")
+        counts = ray.get([ray.remote(keys_task).options(**opts).remote(ids_ref, lo, hi, keys_dir, f"g{g:05d}", fan)
+                          for g, (lo, hi) in enumerate(bounds)])
+        # Each partition reads its files in group order, which is shard order.
+        parts = [p for p in range(fan) if any(c[p] for c in counts)]
+        settled = ray.get([ray.remote(dup.partition_task).options(**opts).remote(
+            [fs.join(keys_dir, f"g{g:05d}-{p:05d}.arrow") for g in range(groups) if counts[g][p]],
+            sum(c[p] for c in counts), later_dir, f"p{p:05d}", groups, n) for p in parts])
+        total = sum(found for found, _ in settled)
+        ray.get([ray.remote(dup.rewrite_task).options(**opts).remote(
+            out, data_dirs, ids_ref, [fs.join(later_dir, f"p{p:05d}-{r:05d}.arrow") for p, (_, c) in zip(parts, settled) if c[r]],
+            sum(c[r] for _, c in settled)) for r in range(groups) if any(c[r] for _, c in settled)])
+        return total
+    finally:
+        dup.remove_spill(spill)

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from extract.core import fs, schema
+from extract.job import shard_stats
 from extract.job.attempts import Attempts
 from extract.job.attempts import clear as clear_attempts
 from extract.job.duplicates import message as duplicate_message
@@ -143,13 +144,19 @@ class Processor:
                     columns.setdefault(k, []).extend(v)
             _doc_row(docs, rec, out, shard.shard_id, i)
         data_path, doc_path = part_paths(self.out, shard.shard_id, self.data_dir)
-        write_atomic(self.data_table(columns), data_path)
+        data = self.data_table(columns)
+        write_atomic(data, data_path)
+        doc_table = pa.table(docs, schema=schema.DOCS)
+        # This shard's numbers for run.json and the run report (extract/job/shard_stats.py), so the
+        # driver merges shards instead of reading tables; entity numbers only for entity rows.
+        summary = shard_stats.of_tables(doc_table, data if self.data_dir == "entities" else None)
         stats = {"shard": shard.shard_id, "docs": len(records), "ok": n_ok, "words": n_words,
                  "entities": n_rows, "seconds": round(payload.seconds + time.perf_counter() - t0, 4),
                  "finished_at": round(time.time(), 3)}
-        # Per-shard stats for the run report (throughput over time); the docs part stays last.
-        fs.write_bytes_atomic(fs.join(self.out, "stats", f"part-{shard.shard_id}.json"), json.dumps(stats).encode())
-        write_atomic(pa.table(docs, schema=schema.DOCS), doc_path)
+        # Per-shard stats for the run report (throughput over time) and run.json; the docs part stays last.
+        fs.write_bytes_atomic(fs.join(self.out, "stats", f"part-{shard.shard_id}.json"),
+                              json.dumps({**stats, shard_stats.KEY: summary}).encode())
+        write_atomic(doc_table, doc_path)
         clear_attempts(self.out, shard.shard_id)
         return stats
 

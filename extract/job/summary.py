@@ -1,4 +1,10 @@
-"""run.json: what ran, on what, how fast, what came out, and how it compares to the model's dev data."""
+"""run.json: what ran, on what, how fast, what came out, and how it compares to the model's dev data.
+
+``summarize`` merges the per-shard numbers each shard wrote into its stats file
+(extract/job/shard_stats.py), so the driver's work and memory grow with the number of shards, not
+of records; ``summarize_tables`` computes the same numbers from the whole tables (the reference the
+tests compare it with, and what run.json used to be made from).
+"""
 from __future__ import annotations
 
 import fnmatch
@@ -12,8 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from extract.core import fs, listing, schema
+from extract.job import shard_stats
 
-BINS = 10  # the confidence histogram: equal bins over [0, 1]
+BINS = shard_stats.BINS  # the confidence histogram: equal bins over [0, 1] (10)
 # Drift thresholds, by which the run report flags: a population stability index below PSI_WATCH is
 # stable, up to PSI_DRIFT watch, above it drift (proportions floored at EPS); an entity rate ratio
 # (here / reference, per 1,000 words) outside [RATIO_LOW, RATIO_HIGH] is drift.
@@ -56,9 +63,7 @@ def value_counts(column) -> dict[str, int]:
 def error_reasons(docs: pa.Table, top: int = 20) -> dict[str, int]:
     """Error and skip reasons grouped by their first words (before the ':' that starts the
     specifics), most frequent first."""
-    bad = docs.filter(pc.and_(pc.is_in(docs["status"], pa.array(["error", "skipped"])), pc.is_valid(docs["error"])))
-    reasons = pc.utf8_slice_codeunits(pc.list_element(pc.split_pattern(bad["error"], ":", max_splits=1), 0), 0, 80)
-    return dict(list(value_counts(reasons).items())[:top])
+    return dict(list(value_counts(shard_stats.reason_prefixes(docs)).items())[:top])
 
 
 def status_counts(docs: pa.Table) -> dict[str, int]:
@@ -89,8 +94,33 @@ def bin_names() -> list[str]:
 
 
 def summarize(out: str | os.PathLike) -> dict:
-    """Counts, rates and a confidence histogram from the tables, with Arrow compute (no rows in
-    Python). ``out``: a local folder or a URI."""
+    """run.json's counts, rates and confidence histogram, merged from the finished shards' stats
+    (extract/job/shard_stats.py): O(shards) in time and memory, no table read whole. ``out``: a
+    local folder or a URI."""
+    return from_totals(shard_stats.collect(out)[0])
+
+
+def from_totals(t: "shard_stats.Totals") -> dict:
+    """run.json's numbers from merged shard numbers (the keys and values of ``summarize_tables``)."""
+    by_label = dict(sorted((l, n) for l, n in t.by_label.items() if n))
+    mean = t.mean_score()
+    return {
+        "documents": t.documents,
+        "by_status": {s: t.by_status.get(s, 0) for s in schema.STATUSES},
+        "entities": t.entities,
+        "by_label": by_label,
+        "words": t.words,
+        "wordpieces": t.wordpieces,
+        "error_reasons": t.error_reasons(),
+        "confidence": {"mean": round(float(mean), 4) if mean is not None else None,
+                       "histogram": {b: int(h) for b, h in zip(bin_names(), t.histogram)}},
+        "entities_per_1k_words": {l: round(per_1k_words(n, t.words), 2) for l, n in by_label.items()} if t.words else {},
+    }
+
+
+def summarize_tables(out: str | os.PathLike) -> dict:
+    """The numbers of ``summarize`` from the whole tables with Arrow compute (the reference: it
+    holds the docs table and the entities' label and score columns in memory at once)."""
     out = os.fspath(out)
     docs = table_of(fs.join(out, "docs"), ["status", "n_words", "n_tokens", "error"], schema.DOCS)
     ents = table_of(fs.join(out, "entities"), ["label", "score"], schema.ENTITIES)

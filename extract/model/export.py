@@ -98,7 +98,7 @@ def _save_atomic(proto, dest: Path) -> None:
     written under a temp name and renamed, so a reader never sees half a graph."""
     import onnx
 
-    write_local_atomic(str(dest), lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False), unique=True)
+    write_local_atomic(str(dest), lambda tmp: onnx.save_model(proto, tmp, save_as_external_data=False))
 
 
 def _verify(path: Path, example: dict[str, np.ndarray], expected: np.ndarray) -> float:

@@ -117,7 +117,7 @@ def _sync(uri: str, files: dict[str, list], folder: Path) -> None:
         if entry.is_file() and entry.name != MANIFEST and not entry.name.startswith(".") and entry.name not in files:
             entry.unlink()
     text = json.dumps({"uri": uri, "files": files}, sort_keys=True)
-    fs.write_local_atomic(str(manifest), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"), unique=True)
+    fs.write_local_atomic(str(manifest), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 class _locked:

@@ -3,9 +3,13 @@
 ``python -m extract report OUT [--reference OTHER_OUT] [--out FILE]``
 
 This module computes the numbers (report.json); extract/monitor/report_page.py draws the page from
-them. Everything is computed from the Parquet tables with Arrow compute and numpy (no per-row
-Python); the counts are those of run.json (extract/job/summary.py), computed by the same
-functions. Drift is measured against a reference run (``--reference``) or, by default, the model's
+them. Everything comes from the finished shards' stats (``stats/part-*.json``: each shard's counts,
+histograms and top texts, extract/job/shard_stats.py), merged here: the report reads no table whole,
+so it costs the same memory for a billion records as for a million (a shard whose stats predate
+those numbers is read from its own parts, one shard at a time). The counts are those of run.json
+(extract/job/summary.py), merged by the same code. The top entities per label are merged from each
+shard's own top texts, so they are approximate on a large run (``top_entities_note`` says whether).
+Drift is measured against a reference run (``--reference``) or, by default, the model's
 dev data (metrics.json beside the model: gold entity supports and words).
 
 Drift thresholds (stated in the report too):
@@ -17,20 +21,19 @@ The thresholds and the rate and PSI maths are extract/job/summary.py's, shared w
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import time
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from extract.core import fs, listing, schema
-from extract.job.summary import (BINS, PSI_DRIFT, PSI_WATCH, RATIO_HIGH, RATIO_LOW, bin_names, error_reasons,
-                                  per_1k_words, psi, rate_ratio, score_histogram, scores_of, status_counts, table_of,
-                                  value_counts, words_of)
+from extract.core import fs, schema
+from extract.job import shard_stats
+from extract.job.summary import (PSI_DRIFT, PSI_WATCH, RATIO_HIGH, RATIO_LOW, bin_names, per_1k_words, psi,
+                                  rate_ratio)
 from extract.monitor import quality
-from extract.monitor.report_page import write_page
+from extract.monitor.report_page import render
 
 TOP = 10
 
@@ -38,68 +41,54 @@ TOP = 10
 # ------------------------------------------------------------------------------------ loading
 
 def load_run(out: str) -> dict:
-    """The tables and files of one output folder (local path or URI)."""
+    """One output folder's merged shard numbers (``totals``), run.json and its stats files'
+    throughput fields (local path or URI)."""
     out = os.fspath(out)
-    docs = table_of(fs.join(out, "docs"), ["doc_id", "status", "error", "n_words"], schema.DOCS)
-    ents = table_of(fs.join(out, "entities"), ["label", "text", "score"], schema.ENTITIES)
+    totals, stats = shard_stats.collect(out, with_stats=True)
     run_json = fs.join(out, "run.json")
     run = json.loads(fs.read_text(run_json)) if fs.is_file(run_json) else {}
-    stats = []
-    try:
-        listed = listing.list_files(fs.join(out, "stats"), literal=True)
-    except (FileNotFoundError, NotADirectoryError):
-        listed = []
-    for uri, _ in listed:
-        if fs.basename(uri).startswith("part-") and uri.endswith(".json"):
-            stats.append(json.loads(fs.read_text(uri)))
-    return {"out": out, "docs": docs, "ents": ents, "run": run, "stats": stats}
+    return {"out": out, "totals": totals, "run": run, "stats": stats}
 
 
 def run_labels(r: dict) -> list[str]:
     """The labels the run writes (its config), else those it found."""
     labels = (r["run"].get("config") or {}).get("model", {}).get("labels")
-    return sorted(labels) if labels else sorted(value_counts(r["ents"]["label"]))
+    return sorted(labels) if labels else sorted(l for l, n in r["totals"].by_label.items() if n)
 
 
 # -------------------------------------------------------------------------------- statistics
 
 def label_counts(r: dict, labels: list[str]) -> np.ndarray:
     """Entities per label, in the order of ``labels`` (0 for a label not found)."""
-    found = value_counts(r["ents"]["label"])
+    found = r["totals"].by_label
     return np.array([found.get(l, 0) for l in labels], dtype=float)
 
 
-def score_hist(ents) -> np.ndarray:
+def score_hist(r: dict) -> np.ndarray:
     """The entities' confidence histogram (summary's bins), as floats."""
-    return score_histogram(scores_of(ents)).astype(float)
+    return np.asarray(r["totals"].histogram, dtype=float)
 
 
 def hist_by_label(r: dict, labels: list[str]) -> dict[str, list[int]]:
-    """Confidence histogram per label in one pass: bincount over label index * BINS + bin."""
-    ents = r["ents"]
-    if not ents.num_rows:
-        return {l: [0] * BINS for l in labels}
-    idx = pc.fill_null(pc.index_in(ents["label"], value_set=pa.array(labels, pa.string())), -1)
-    idx = idx.to_numpy(zero_copy_only=False).astype(np.int64)
-    scores = scores_of(ents)
-    b = np.clip((scores * BINS).astype(np.int64), 0, BINS - 1)
-    keep = idx >= 0
-    flat = np.bincount(idx[keep] * BINS + b[keep], minlength=len(labels) * BINS).reshape(len(labels), BINS)
-    return {l: [int(x) for x in flat[i]] for i, l in enumerate(labels)}
+    """Confidence histogram per label (floor(score * BINS), the last bin closed), merged over shards."""
+    return {l: r["totals"].label_histogram(l) for l in labels}
 
 
 def top_entities(r: dict, labels: list[str], k: int = TOP) -> dict[str, list[list]]:
-    """The k most frequent entity texts per label, with counts and mean score (one Arrow group-by)."""
-    ents = r["ents"]
-    if not ents.num_rows:
-        return {l: [] for l in labels}
-    g = ents.group_by(["label", "text"]).aggregate([("score", "count"), ("score", "mean")])
-    out = {}
-    for l in labels:
-        t = g.filter(pc.equal(g["label"], l)).sort_by([("score_count", "descending"), ("text", "ascending")]).slice(0, k)
-        out[l] = [[t_, int(n), round(float(m), 3)] for t_, n, m in
-                  zip(t["text"].to_pylist(), t["score_count"].to_pylist(), t["score_mean"].to_pylist())]
-    return out
+    """The k most frequent entity texts per label, with counts and mean score, merged from each
+    shard's own top texts (shard_stats.TOP_K per label): exact when every shard's list held all
+    its texts, else approximate (``top_entities_note``)."""
+    return {l: r["totals"].top_entities(l, k) for l in labels}
+
+
+def top_entities_note(r: dict) -> dict:
+    t = r["totals"]
+    if t.top_exact:
+        return {"exact": True, "note": "exact: every shard's stats held all of its entity texts"}
+    return {"exact": False,
+            "note": (f"approximate: merged from each shard's {shard_stats.TOP_K} most frequent texts per label "
+                     f"(counts are lower bounds; a text frequent overall but never among a shard's top "
+                     f"{shard_stats.TOP_K} is missed)")}
 
 
 def throughput(stats: list[dict]) -> dict:
@@ -149,8 +138,7 @@ def reference_of(r: dict, reference: dict | None, labels: list[str]) -> dict:
     """Label counts, words and (when known) confidence histogram of the reference."""
     if reference is not None:
         return {"kind": "run", "path": reference["out"], "label_counts": label_counts(reference, labels),
-                "words": words_of(reference["docs"]), "confidence": score_hist(reference["ents"]),
-                "note": ""}
+                "words": reference["totals"].words, "confidence": score_hist(reference), "note": ""}
     model_dir = _model_dir(r)
     if model_dir is None:
         return {"kind": "none", "note": "no reference: pass --reference, or keep the model's metrics.json"}
@@ -174,12 +162,12 @@ def drift(r: dict, ref: dict, labels: list[str]) -> dict:
         return {"reference": {"kind": "none", "note": ref["note"]}, "verdict": "n/a", "label_mix": {"psi": None, "flag": "n/a"},
                 "confidence": {"psi": None, "flag": "n/a", "note": ref["note"]}, "rates": {}}
     here = label_counts(r, labels)
-    words = words_of(r["docs"])
+    words = r["totals"].words
     mix_psi = psi(here, ref["label_counts"])
     mix = {"psi": _num(mix_psi), "flag": psi_flag(mix_psi), "labels": labels,
            "here": _props(here), "reference": _props(ref["label_counts"])}
     if ref["confidence"] is not None:
-        c_here = score_hist(r["ents"])
+        c_here = score_hist(r)
         c_psi = psi(c_here, ref["confidence"])
         conf = {"psi": _num(c_psi), "flag": psi_flag(c_psi), "bins": bin_names(),
                 "here": _props(c_here), "reference": _props(ref["confidence"]), "note": ""}
@@ -216,29 +204,31 @@ def compute(out: str, reference: str | None = None) -> dict:
     r = load_run(out)
     ref_run = load_run(reference) if reference else None
     labels = run_labels(r)
-    docs = r["docs"]
-    words = words_of(docs)
+    t = r["totals"]
+    words = t.words
     by_label = label_counts(r, labels)
-    scores = scores_of(r["ents"])
+    mean = t.mean_score()
     return {
         "out": out,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "documents": docs.num_rows,
-        "by_status": status_counts(docs),
-        "error_reasons": error_reasons(docs),
+        "documents": t.documents,
+        "by_status": {s: t.by_status.get(s, 0) for s in schema.STATUSES},
+        "error_reasons": t.error_reasons(),
         "words": words,
-        "entities": r["ents"].num_rows,
+        "entities": t.entities,
         "labels": labels,
         "by_label": {l: int(n) for l, n in zip(labels, by_label)},
         "entities_per_1k_words": {l: _num(per_1k_words(n, words), 2) if words else None
                                   for l, n in zip(labels, by_label)},
-        "confidence": {"bins": bin_names(), "all": [int(x) for x in score_histogram(scores)],
-                       "mean": _num(scores.mean()) if len(scores) else None,
+        "confidence": {"bins": bin_names(), "all": [int(x) for x in t.histogram],
+                       "mean": _num(mean) if mean is not None else None,
                        "by_label": hist_by_label(r, labels)},
         "throughput": throughput(r["stats"]),
         "top_entities": top_entities(r, labels),
+        "top_entities_note": top_entities_note(r),
         "drift": drift(r, reference_of(r, ref_run, labels), labels),
         "quality": quality.load(out),  # OUT/quality.json (+ its history) from `python -m extract quality`, or None
+        "shards": {"summarised": t.shards, "from_parts": t.from_parts},
     }
 
 
@@ -249,8 +239,19 @@ def write_report(out: str, reference: str | None = None, html_path: str | None =
     html_path = html_path or fs.join(out, "report.html")
     json_path = (html_path[:-5] if html_path.endswith(".html") else html_path) + ".json"
     fs.write_bytes_atomic(json_path, json.dumps(data, indent=2).encode("utf-8"))
-    write_page(data, html_path)
+    fs.write_bytes_atomic(html_path, with_top_note(render(data), data["top_entities_note"]).encode("utf-8"))
     return html_path, json_path, data
+
+
+def with_top_note(page: str, note: dict) -> str:
+    """The page with the top entities' note under the section's title (report_page draws the rest)."""
+    head = '<section id="top-entities"><h2>'
+    at = page.find(head)
+    end = page.find("</h2>", at) if at >= 0 else -1
+    if end < 0:
+        return page
+    end += len("</h2>")
+    return page[:end] + f'<p class="note">Top entities: {html.escape(note["note"])}.</p>' + page[end:]
 
 
 def main(out: str, reference: str | None, html_out: str | None) -> int:
