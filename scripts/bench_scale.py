@@ -115,7 +115,7 @@ def make_output(base: Path, n_docs: int, per_part: int, workers: int) -> tuple[P
     """The finished output folder for ``n_docs`` documents (its plan.json and _job.json as the
     driver writes them) and its stub input file; (input, output, bytes)."""
     from extract.core.config import load
-    from extract.core.config import to_dict
+    from extract.job.entities import job_settings
     from extract.core.job_config import ExtractConfig
     from extract.core.types import Shard
     from extract.io.plan import input_stamps, save_plan
@@ -132,14 +132,7 @@ def make_output(base: Path, n_docs: int, per_part: int, workers: int) -> tuple[P
     st = os.stat(src)
     shards = [Shard(f"00000-{k:05d}", "jsonl", str(src), None, k * 700 * per_part, -1, stamps=[[st.st_size, st.st_mtime_ns]])
               for k in range(n_parts)]
-    m, inf = cfg.model, cfg.inference
-    # As extract/job/entities.py ``run`` builds them: the job's identity must match for the real
-    # command to resume this folder.
-    settings = {"input": to_dict(cfg.input),
-                "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
-                          "stride": m.stride},
-                "inference": {"device": inf.device, "dtype": inf.dtype, "engine": inf.engine},
-                "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
+    settings = job_settings(cfg)  # the job's identity must match for the real command to resume
     prepare(str(out), job_identity(settings, input_stamps(shards), [MODEL]),
             ("entities", "docs", "_attempts", "stats"), False)
     save_plan(str(out), cfg.input, shards, {"files": 1, "shards": n_parts, "skipped_files": 0,

@@ -103,18 +103,11 @@ def _interrupt_and_resume(model: Path, corpus: Path, out: Path, runner: str, sig
     assert docs.num_rows == 3000 and not list(out.rglob("*.tmp")) and not (out / LOCK).exists()
 
 
+@pytest.mark.parametrize("runner", ["local", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_the_local_runner_cleanly_and_a_rerun_completes(tiny_model_dir, corpus, clean, tmp_path,
-                                                                       signum):
-    _interrupt_and_resume(tiny_model_dir, corpus, tmp_path / "out", "local", signum, clean)
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_the_ray_runner_cleanly_and_a_rerun_completes(tiny_model_dir, corpus, clean, tmp_path,
-                                                                     signum):
-    _interrupt_and_resume(tiny_model_dir, corpus, tmp_path / "out", "ray", signum, clean)
+def test_a_signal_stops_the_runner_cleanly_and_a_rerun_completes(tiny_model_dir, corpus, clean, tmp_path, runner,
+                                                                 signum):
+    _interrupt_and_resume(tiny_model_dir, corpus, tmp_path / "out", runner, signum, clean)
 
 
 @pytest.mark.ray

@@ -162,9 +162,10 @@ def _glob(spec: str, what: str) -> list[tuple[str, int]]:
     return out
 
 
-def has_files(uri: str) -> bool:
-    """Whether any file lies below ``uri`` (False for nothing there). On an object store a "folder"
-    whose files were all deleted may still be listed through an empty marker: it holds no files."""
+def has_files(uri: str, ignore=None) -> bool:
+    """Whether any file lies below ``uri`` (False for nothing there), leaving out those for which
+    ``ignore(info, folder_path)`` is true. On an object store a "folder" whose files were all
+    deleted may still be listed through an empty marker: it holds no files."""
     fs, path = resolve(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.File:
@@ -172,7 +173,7 @@ def has_files(uri: str) -> bool:
     if info.type != pafs.FileType.Directory:
         return False
     sel = pafs.FileSelector(path, recursive=True, allow_not_found=True)
-    return any(i.type == pafs.FileType.File for i in fs.get_file_info(sel))
+    return any(i.type == pafs.FileType.File and not (ignore and ignore(i, path)) for i in fs.get_file_info(sel))
 
 
 def listdir(uri: str) -> list[str]:

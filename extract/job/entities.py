@@ -87,18 +87,23 @@ class ShardProcessor(Processor):
         return pa.table({f.name: columns.get(f.name, []) for f in schema.ENTITIES}, schema=schema.ENTITIES)
 
 
+def job_settings(cfg: ExtractConfig) -> dict:
+    """Every setting that changes the entity job's outputs: its identity in _job.json."""
+    m, inf = cfg.model, cfg.inference
+    return {"input": to_dict(cfg.input),
+            "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
+                      "stride": m.stride},
+            # The engine changes scores in the last digits: one job's rows come from one engine.
+            "inference": {"device": inf.device, "dtype": inf.dtype, "engine": inf.engine},
+            "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
+
+
 def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
     t0 = time.time()
     model_dir = check_model(cfg.model.path, cfg.model.labels, cfg.inference.engine)
-    m, inf = cfg.model, cfg.inference
-    settings = {"input": to_dict(cfg.input),
-                "model": {"labels": list(m.labels), "min_score": m.min_score, "max_length": m.max_length,
-                          "stride": m.stride},
-                # The engine changes scores in the last digits: one job's rows come from one engine.
-                "inference": {"device": inf.device, "dtype": inf.dtype, "engine": inf.engine},
-                "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
+    settings = job_settings(cfg)
     facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
-                          settings, [model_dir], "entities", cfg.runner, cfg.ray, inf.threads, cfg.show_progress),
+                          settings, [model_dir], "entities", cfg.runner, cfg.ray, cfg.inference.threads, cfg.show_progress),
                   overwrite or cfg.output.overwrite)
     out = facts["out"]
     summary = summarize(out)

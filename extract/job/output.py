@@ -131,15 +131,7 @@ def _is_empty(out: str) -> bool:
     """Nothing there, or an empty folder; on a remote store, a "folder" with no files below it.
     The job's own lock (``lock``, taken before this is asked) does not count."""
     if not fs.is_local(out):
-        fsys, path = fs.resolve(out)
-        info = fsys.get_file_info(path)
-        if info.type == pafs.FileType.File:
-            return False
-        if info.type != pafs.FileType.Directory:
-            return True
-        sel = pafs.FileSelector(path, recursive=True, allow_not_found=True)
-        return not any(i.type == pafs.FileType.File and not (_is_lock(i.base_name) and fs.parent(i.path) == path)
-                       for i in fsys.get_file_info(sel))
+        return not listing.has_files(out, ignore=lambda i, path: _is_lock(i.base_name) and fs.parent(i.path) == path)
     path = fs.resolve(out)[1]
     if not os.path.lexists(path):
         return True

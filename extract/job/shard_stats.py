@@ -238,30 +238,28 @@ def _prune(d: dict, keep: int, count) -> dict:
 
 # ----------------------------------------------------------------------------------- walking
 
-def done_shards(out: str) -> list[str]:
-    """The ids of the finished shards (a docs part is the completion mark)."""
-    folder = fs.join(out, "docs")
+def _part_ids(out: str, sub: str, suffix: str) -> list[str]:
+    """Shard ids of the ``part-<id><suffix>`` files directly in ``out/sub``, in name order."""
+    folder = fs.join(out, sub)
     prefix = folder.rstrip("/") + "/"
     try:
         found = [uri for uri, _ in listing.list_files(folder, literal=True)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     names = [u[len(prefix):] for u in found if u.startswith(prefix)]
-    # In the order of the part files' names, as the tables read them (summary.table_of).
-    return [n[len("part-"):-len(".parquet")] for n in sorted(names)
-            if "/" not in n and n.startswith("part-") and n.endswith(".parquet")]
+    return [n[len("part-"):-len(suffix)] for n in sorted(names)
+            if "/" not in n and n.startswith("part-") and n.endswith(suffix)]
+
+
+def done_shards(out: str) -> list[str]:
+    """The ids of the finished shards (a docs part is the completion mark), in the order of the
+    part files' names, as the tables read them (summary.table_of)."""
+    return _part_ids(out, "docs", ".parquet")
 
 
 def stats_names(out: str) -> set[str]:
     """The shard ids that have a stats file."""
-    folder = fs.join(out, "stats")
-    prefix = folder.rstrip("/") + "/"
-    try:
-        found = [uri for uri, _ in listing.list_files(folder, literal=True)]
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
-    names = [u[len(prefix):] for u in found if u.startswith(prefix)]
-    return {n[len("part-"):-len(".json")] for n in names if "/" not in n and n.startswith("part-") and n.endswith(".json")}
+    return set(_part_ids(out, "stats", ".json"))
 
 
 def read_stats(out: str, shard_id: str) -> dict | None:
