@@ -1,8 +1,7 @@
 """Run shards on Ray Data: from_items(shards) -> map_batches(processor class, actor pool).
 
-The only module that imports ray. Each actor loads its model(s) once and processes whole shards,
-writing their Parquet parts itself, so resume is per shard and a rerun never appends duplicates
-(Ray's own write_parquet appends to a folder). With no address, Ray starts embedded and local;
+The only module that imports ray. Shards are written by the job's own stages (resume per shard;
+Ray's write_parquet would append duplicates). With no address Ray starts embedded and local;
 ``ray job submit`` sets RAY_ADDRESS, which ``ray.init()`` joins.
 
 Faults (Ray 2.60, measured on an embedded local Ray):
@@ -17,14 +16,12 @@ Faults (Ray 2.60, measured on an embedded local Ray):
   the job stops with a RuntimeError (finished shards stay done: a rerun resumes).
 
 Signals: ``ray.init`` installs a SIGTERM handler of its own (it ended in "Aborted", exit 134);
-``init`` puts back the driver's, and a run stopped early closes its dataset iterator and shuts
-down the Ray this module started.
+``init`` puts back the driver's; a run stopped early stops its stream and Ray (``_stop``).
 
 Console: Ray's INFO lines stay in Ray's log files (``log_dir``, named in the summary) unless
 ``NERBATCH_RAY_LOG=info``. The "constructor arguments in the object store and max_restarts > 0"
 ERROR came from Ray Data 2.60 passing refs to its own DataContext and MapTransformer to every actor
-(ray-project/ray#53727): ``_inline`` passes both by value instead, so nothing is there to lose.
-The stage functions Ray Data runs are in extract/job/ray_stages.py (no ray import).
+(ray-project/ray#53727): ``_inline`` passes both by value. Stage functions: job/ray_stages.py.
 """
 from __future__ import annotations
 
@@ -223,12 +220,21 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
             f"used up. Ray said: {exc}") from exc
     finally:
         if not finished:  # a signal, an error, or the driver stopped reading: stop the stream, then Ray
-            close = getattr(rows, "close", None)
-            try:
-                if close is not None:
-                    close()
-            finally:
-                shutdown()
+            _stop(rows)
+
+
+def _stop(rows) -> None:
+    """Stop a cut stream (collected while Ray is up; Ray Data's after-stop warnings off), then Ray."""
+    import gc
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    try:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+        del rows
+        gc.collect()
+    finally:
+        shutdown()
 
 
 def _original_error(exc: Exception) -> str:
