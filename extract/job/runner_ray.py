@@ -147,8 +147,6 @@ def _inline() -> None:
     op._nerbatch_inline = True
 
 
-# Each Ray worker process builds a stage's processor once (a tokenizer for the CPU stages) and
-# keeps it for every shard it is given afterwards.
 def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfig, threads: int) -> Iterator[dict]:
     """prepare (CPU tasks) -> infer (actor pool; forward passes only) -> finish (CPU tasks), one
     shard per row, streamed: Ray Data's backpressure bounds how many shards are in flight."""
