@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from extract.cli import export_onnx, quality, report, review, run, show
+from extract.cli import export_onnx, plan, quality, report, review, run, show
 
-COMMANDS = {"run": run, "review": review, "report": report, "show": show, "quality": quality,
+COMMANDS = {"run": run, "plan": plan, "review": review, "report": report, "show": show, "quality": quality,
             "export-onnx": export_onnx}
 
 

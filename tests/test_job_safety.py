@@ -165,3 +165,17 @@ def test_a_rerun_reuses_the_saved_plan_and_a_changed_input_fails_its_shard(tiny_
     capsys.readouterr()
     assert run_cli(*args) == 1
     assert "changed after this job planned it" in capsys.readouterr().err
+
+
+def test_overwrite_takes_the_spill_a_stopped_ray_settle_left_and_nothing_else(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(*common(tiny_model_dir, out, "local")) == 0
+    for sub, name in (("keys", "p-00000.arrow"), ("later", "r-00001.arrow")):
+        (out / "_dups" / sub).mkdir(parents=True, exist_ok=True)
+        (out / "_dups" / sub / name).write_bytes(b"spill")  # what a Ray job stopped mid-settle leaves
+    (out / "_dups" / "notes.txt").write_text("mine")
+    assert run_cli(*common(tiny_model_dir, out, "local"), "--overwrite") == 2
+    assert "_dups/notes.txt" in capsys.readouterr().err and (out / "_dups" / "keys" / "p-00000.arrow").exists()
+    (out / "_dups" / "notes.txt").unlink()
+    assert run_cli(*common(tiny_model_dir, out, "local"), "--overwrite") == 0
+    assert not (out / "_dups").exists() and (out / "run.json").exists()

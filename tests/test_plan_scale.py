@@ -43,3 +43,64 @@ def test_ids_sort_in_plan_order_past_100k_input_files(tmp_path):
     assert facts["files"] == n and len(ids) == n
     assert ids == sorted(ids) and len(set(ids)) == n
     assert ids[-1] == f"{n - 1:06d}-00000"
+
+
+def test_auto_shard_bytes_sizes_from_corpus_and_workers():
+    from extract.io.plan import AUTO_MAX, AUTO_MIN, auto_shard_bytes
+
+    assert auto_shard_bytes(0, 1) == auto_shard_bytes(5_000_000, 1) == AUTO_MIN  # small: 1 MB shards
+    tb = 10**12
+    assert auto_shard_bytes(tb, 8) == 489_000_000  # 1 TB on 8 actors: ~2,000 shards, not a million
+    assert auto_shard_bytes(tb, 8) < auto_shard_bytes(tb, 1) == AUTO_MAX  # clamped at 1 GB
+    assert auto_shard_bytes(10**15, 1) == AUTO_MAX
+
+
+def test_a_sparse_terabyte_plans_compactly_and_round_trips(tmp_path):
+    from extract.io.plan import load_plan, save_plan
+
+    big = tmp_path / "dump.jsonl"
+    with open(big, "wb") as f:
+        f.truncate(10**12)  # a sparse 1 TB JSON-lines file: planning reads no record
+    cfg = InputConfig(path=(str(big),), shard_bytes=1_000_000)
+    shards, facts = plan(cfg)
+    assert len(shards) == facts["shards"] == 1_000_000 and facts["bytes"] == 10**12
+    out = tmp_path / "out"
+    out.mkdir()
+    save_plan(out, cfg, shards, facts)
+    assert (out / "plan.json").stat().st_size < 10_000  # ranges by rule, not a million objects
+    again, _ = load_plan(out, cfg)
+    assert len(again) == len(shards) and again[-1] == shards[-1] and again[123_456] == shards[123_456]
+    assert again.get(shards[999_999].shard_id) == shards[999_999] and again.get("00000-9999999") is None
+    auto, facts = plan(InputConfig(path=(str(big),)), workers=4)  # the default: auto
+    assert facts["shard_bytes"] == 977_000_000 and len(auto) == 1024
+
+
+def test_pending_skips_done_shards_lazily(tmp_path):
+    big = tmp_path / "dump.jsonl"
+    with open(big, "wb") as f:
+        f.truncate(1000)
+    shards, _ = plan(InputConfig(path=(str(big),), shard_bytes=100))
+    done = {s.shard_id for s in list(shards)[:4]}
+    pending = shards.pending(done)
+    assert len(pending) == 6 and [s.shard_id for s in pending] == [s.shard_id for s in list(shards)[4:]]
+
+
+def test_plan_command_plans_without_running_and_run_reuses_it(tmp_path, tiny_model_dir, capsys):
+    import json
+
+    from extract.__main__ import main
+    from tests.helpers import ROOT, SAMPLE, common
+
+    out = tmp_path / "out"
+    args = ["--config", str(ROOT / "configs" / "extract.yaml"), *common(tiny_model_dir, out, "local"),
+            "--set", f"input.path=[{SAMPLE}]", "--set", "input.shard_bytes=40000"]
+    assert main(["plan", *args]) == 0
+    printed = capsys.readouterr().out
+    saved = json.loads((out / "plan.json").read_text())
+    n = len(saved["shards"])
+    assert f"shards:    {n:,} (0 already done)" in printed and "40,000 bytes" in printed
+    assert not (out / "docs").exists() or not any((out / "docs").iterdir())  # nothing ran
+    assert main(["run", *args, "--show", "0"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["input"]["plan"] == "reused from plan.json" and run["this_run"]["shards"] == n
+    assert main(["plan", *args]) == 0 and f"({n:,} already done)" in capsys.readouterr().out

@@ -34,6 +34,10 @@ class DataConfig:
     corrections_weight: float = 1.0  # repetitions of each corrected document's windows (fractions sampled)
     silver_jobs: tuple[str, ...] = ()  # output folders of `python -m extract run`: predictions as silver
     silver_jobs_min_score: float = 0.5  # job entities scoring below this are dropped (their words: O)
+    # A seeded share of all training windows (gold, silver, corrections) re-cased, labels unchanged:
+    # lowercase chat, ALL-CAPS headlines (training/augment.py). 0 = off.
+    case_augment: float = 0.0
+    case_augment_modes: tuple[Literal["lower", "upper", "title"], ...] = ("lower", "upper", "title")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,10 @@ class TrainConfig:
         for c in self.data.corrections:
             if not Path(c).is_file():
                 raise ConfigError(f"data.corrections: file not found: {c}. Make it with `python -m training corrections`.")
+        if not 0 <= self.data.case_augment <= 1:
+            raise ConfigError(f"data.case_augment: expected a share of windows in [0, 1], found {self.data.case_augment}.")
+        if self.data.case_augment > 0 and not self.data.case_augment_modes:
+            raise ConfigError("data.case_augment_modes: expected one or more of lower, upper, title, found none.")
         if self.data.corrections_weight < 0:
             raise ConfigError(f"data.corrections_weight: expected >= 0, found {self.data.corrections_weight}.")
         from extract.core import fs

@@ -36,15 +36,16 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from extract.monitor.labelstudio import from_label_studio, load_export, read_tasks  # noqa: F401 (re-exported)
 from extract.text.labels import DEFAULT_TYPES
-from extract.text.windows import encode, windows
+from extract.text.windows import encode
 from training.align import piece_targets
-from training.examples import Example
+from training.augment import CaseAugment
+from training.examples import Example, windowed
 
 
 def model_types(model_dir: str | Path) -> list[str]:
@@ -121,7 +122,8 @@ def word_tags_from_spans(word_starts: np.ndarray, word_ends: np.ndarray, spans: 
 
 
 def correction_examples(records: Sequence[dict], tokenizer, label2id: dict[str, int], types: Sequence[str],
-                        max_length: int, stride: int, weight: float = 1.0, seed: int = 0) -> list[Example]:
+                        max_length: int, stride: int, weight: float = 1.0, seed: int = 0,
+                        augment: Optional[CaseAugment] = None) -> list[Example]:
     if weight < 0:
         raise ValueError(f"data.corrections_weight: expected >= 0, found {weight}")
     rng = random.Random(seed)
@@ -137,6 +139,5 @@ def correction_examples(records: Sequence[dict], tokenizer, label2id: dict[str, 
         starts, ends = enc.word_spans()
         tags = word_tags_from_spans(starts, ends, r["spans"], types)
         targets = piece_targets(enc.word_ids, enc.word_first_piece(), [label2id[t] for t in tags])
-        doc = [Example(enc.ids[s:e], enc.casing[s:e], targets[s:e]) for s, e in windows(enc.word_ids, max_length - 2, stride)]
-        out += doc * copies
+        out += windowed(r["text"], enc, tokenizer, max_length, stride, augment or CaseAugment(), targets) * copies
     return out

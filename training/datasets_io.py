@@ -33,6 +33,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import pyarrow.parquet as pq
 
+from training.augment import CaseAugment
 from training.examples import Example, silver_examples
 from training.silver import label_order, silver_files, student_probs
 
@@ -174,19 +175,24 @@ def _code_hash() -> str:
     import extract.text.casing
     import extract.text.windows
     import training.align
+    import training.augment
     import training.examples
     import training.silver
 
     h = hashlib.sha256()
-    for m in (extract.text.windows, extract.text.casing, training.align, training.examples, training.silver):
+    for m in (extract.text.windows, extract.text.casing, training.align, training.augment, training.examples,
+              training.silver):
         h.update(inspect.getsource(m).encode())
     return h.hexdigest()
 
 
-def windows_fingerprint(docs, label_sets, labels, tokenizer, max_length: int, stride: int, casing: bool) -> str:
+def windows_fingerprint(docs, label_sets, labels, tokenizer, max_length: int, stride: int, casing: bool,
+                        augment: Optional[CaseAugment] = None) -> str:
     key = {"docs": docs._fingerprint, "n_docs": len(docs), "label_sets": label_sets, "labels": list(labels),
            "tokenizer": tokenizer_hash(tokenizer), "max_length": max_length, "stride": stride,
-           "casing": bool(casing), "code": _code_hash(), "version": 1}
+           "casing": bool(casing), "code": _code_hash(), "version": 1,
+           "augment": None if augment is None or augment.share <= 0 else
+           [augment.share, list(augment.modes), augment.seed]}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -197,7 +203,8 @@ def _features():
                      "soft": List(Value("float32")), "soft_mask": List(Value("bool"))})
 
 
-def _window_maker(label_sets, tokenizer, max_length: int, stride: int, calls: list) -> Callable[[dict], dict]:
+def _window_maker(label_sets, tokenizer, max_length: int, stride: int, calls: list,
+                  augment: Optional[CaseAugment] = None) -> Callable[[dict], dict]:
     def make(batch: dict) -> dict:
         calls[0] += 1
         starts, probs = [], []
@@ -205,7 +212,7 @@ def _window_maker(label_sets, tokenizer, max_length: int, stride: int, calls: li
             n_theirs, order = label_sets[which]
             starts.append(np.asarray(w_starts, dtype=np.int64))
             probs.append(student_probs(flat, len(w_starts), n_theirs, order))
-        exs = silver_examples(batch["text"], starts, probs, tokenizer, max_length, stride)
+        exs = silver_examples(batch["text"], starts, probs, tokenizer, max_length, stride, augment)
         return {"ids": [e.ids.astype(np.int32) for e in exs], "casing": [e.casing.astype(np.int8) for e in exs],
                 "labels": [e.labels.astype(np.int32) for e in exs],
                 "soft": [e.soft.reshape(-1) for e in exs], "soft_mask": [e.soft_mask for e in exs]}
@@ -284,16 +291,17 @@ class Examples(_Indexed):
 
 def silver_windows(sources: Sequence[str], labels: Sequence[str], tokenizer, max_length: int, stride: int,
                    casing: bool, max_docs: int, seed: int, cache_dir: str,
-                   log: Callable[[str], None] = lambda s: print(s, flush=True)) -> ArrowWindows:
+                   log: Callable[[str], None] = lambda s: print(s, flush=True),
+                   augment: Optional[CaseAugment] = None) -> ArrowWindows:
     """``data.silver`` -> cached Arrow training windows (see the module docstring)."""
     t0 = time.time()
     cache_dir = str(Path(cache_dir))
     Path(cache_dir, "windows").mkdir(parents=True, exist_ok=True)
     raw, label_sets = open_silver(sources, labels, cache_dir)
     docs = sample_docs(raw, max_docs, seed)
-    fp = windows_fingerprint(docs, label_sets, labels, tokenizer, max_length, stride, casing)
+    fp = windows_fingerprint(docs, label_sets, labels, tokenizer, max_length, stride, casing, augment)
     calls = [0]
-    windows = docs.map(_window_maker(label_sets, tokenizer, max_length, stride, calls), batched=True,
+    windows = docs.map(_window_maker(label_sets, tokenizer, max_length, stride, calls, augment), batched=True,
                        batch_size=64, remove_columns=docs.column_names, features=_features(),
                        new_fingerprint=fp, cache_file_name=str(Path(cache_dir, "windows", f"{fp}.arrow")),
                        load_from_cache_file=True, desc="silver windows")

@@ -12,6 +12,7 @@ import numpy as np
 
 from extract.text.windows import encode, windows
 from training.align import IGNORE, piece_targets, word_tags
+from training.augment import CaseAugment, variants
 from training.conll import Document, doc_text, units
 
 
@@ -29,7 +30,11 @@ def _restrict(tag: str, types: Sequence[str]) -> str:
 
 
 def gold_examples(docs: list[Document], tokenizer, label2id: dict[str, int], types: Sequence[str],
-                  context: str, max_length: int, stride: int) -> list[Example]:
+                  context: str, max_length: int, stride: int,
+                  augment: Optional[CaseAugment] = None) -> list[Example]:
+    """``augment``: a seeded share of windows re-cased (labels and offsets unchanged, casing ids
+    from the re-cased text)."""
+    augment = augment or CaseAugment()
     out: list[Example] = []
     for unit in units(docs, context):
         text, tok_starts, _, tags = doc_text(unit)
@@ -39,13 +44,27 @@ def gold_examples(docs: list[Document], tokenizer, label2id: dict[str, int], typ
         starts, _ = enc.word_spans()
         wt = [_restrict(t, types) for t in word_tags(starts, tok_starts, tags)]
         targets = piece_targets(enc.word_ids, enc.word_first_piece(), [label2id[t] for t in wt])
-        for s, e in windows(enc.word_ids, max_length - 2, stride):
-            out.append(Example(enc.ids[s:e], enc.casing[s:e], targets[s:e]))
+        out += windowed(text, enc, tokenizer, max_length, stride, augment, targets)
+    return out
+
+
+def windowed(text: str, enc, tokenizer, max_length: int, stride: int, augment: CaseAugment,
+             labels: np.ndarray, soft: Optional[np.ndarray] = None,
+             soft_mask: Optional[np.ndarray] = None) -> list[Example]:
+    """One document's training windows, the augmented ones with the re-cased text's ids and casing."""
+    wins = windows(enc.word_ids, max_length - 2, stride)
+    get = variants(text, enc, tokenizer)
+    out = []
+    for (s, e), mode in zip(wins, augment.modes_for(text, len(wins))):
+        src = get(mode)
+        out.append(Example(src.ids[s:e], src.casing[s:e], labels[s:e],
+                           None if soft is None else soft[s:e], None if soft_mask is None else soft_mask[s:e]))
     return out
 
 
 def silver_examples(texts: Sequence[str], word_starts: Sequence[np.ndarray], word_probs: Sequence[np.ndarray],
-                    tokenizer, max_length: int, stride: int) -> list[Example]:
+                    tokenizer, max_length: int, stride: int,
+                    augment: Optional[CaseAugment] = None) -> list[Example]:
     """Teacher distributions keyed by word character offsets -> this tokenizer's first wordpieces.
 
     Words are matched by their start offset, so a student with another tokenizer still aligns;
@@ -67,6 +86,5 @@ def silver_examples(texts: Sequence[str], word_starts: Sequence[np.ndarray], wor
                 soft[piece] = probs[i]
                 mask[piece] = True
         labels = np.full(len(enc.ids), IGNORE, dtype=np.int64)
-        for s, e in windows(enc.word_ids, max_length - 2, stride):
-            out.append(Example(enc.ids[s:e], enc.casing[s:e], labels[s:e], soft[s:e], mask[s:e]))
+        out += windowed(text, enc, tokenizer, max_length, stride, augment or CaseAugment(), labels, soft, mask)
     return out

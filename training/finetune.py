@@ -19,6 +19,7 @@ from training.conll import conll_dataset, conll_documents, read_conll
 from training.config import TrainConfig
 from training.datasets_io import Examples
 from training.evaluate import evaluate_loaded
+from training.augment import CaseAugment
 from training.examples import gold_examples, silver_examples
 from training.fit import fit
 from training.model_card import model_card
@@ -37,15 +38,16 @@ def run(cfg: TrainConfig) -> dict:
     label2id = {l: i for i, l in enumerate(labels)}
     t0 = time.time()
     train_docs, dev_docs = conll_documents(conll_dataset(cfg.data.train)), read_conll(cfg.data.dev)
+    augment = CaseAugment(cfg.data.case_augment, tuple(cfg.data.case_augment_modes), cfg.run.seed)
     train = Examples(gold_examples(train_docs, tokenizer, label2id, cfg.data.types, cfg.data.context,
-                                   cfg.model.max_length, cfg.model.stride))
+                                   cfg.model.max_length, cfg.model.stride, augment))
     n_gold = len(train)
     if cfg.data.silver:  # Arrow via `datasets`: seeded sample, windows cached by fingerprint
         from training.datasets_io import silver_windows
 
         train += silver_windows(cfg.data.silver, labels, tokenizer, cfg.model.max_length, cfg.model.stride,
                                 cfg.model.casing, cfg.data.silver_max_docs, cfg.run.seed,
-                                cfg.data.cache_dir or str(out / "cache" / "datasets"))
+                                cfg.data.cache_dir or str(out / "cache" / "datasets"), augment=augment)
     job_facts = {}
     if cfg.data.silver_jobs:  # a batch job's predictions (entity scores on their tags) as silver
         from training.job_silver import read_job_silver
@@ -53,7 +55,7 @@ def run(cfg: TrainConfig) -> dict:
         texts, starts, probs, job_facts = read_job_silver(cfg.data.silver_jobs, labels, tokenizer,
                                                           cfg.data.silver_jobs_min_score, cfg.data.silver_max_docs)
         n_before = len(train)
-        train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride)
+        train += silver_examples(texts, starts, probs, tokenizer, cfg.model.max_length, cfg.model.stride, augment)
         job_facts["windows"] = len(train) - n_before
         print(f"{job_facts['docs']} job documents, {job_facts['entities']} entities (score >= "
               f"{cfg.data.silver_jobs_min_score}; {job_facts['entities_below_min_score']} below) -> "
@@ -64,7 +66,7 @@ def run(cfg: TrainConfig) -> dict:
 
         records = read_corrections(cfg.data.corrections)
         corr = correction_examples(records, tokenizer, label2id, cfg.data.types, cfg.model.max_length,
-                                   cfg.model.stride, cfg.data.corrections_weight, cfg.run.seed)
+                                   cfg.model.stride, cfg.data.corrections_weight, cfg.run.seed, augment)
         n_corr_docs, n_corr = len(records), len(corr)
         train += corr
         print(f"{n_corr_docs} corrected documents -> {n_corr} correction windows "

@@ -18,7 +18,9 @@ class InputConfig:
     encoding: str = "utf-8"
     encoding_fallback: str = "cp1252"  # "" = a record that is not valid UTF-8 is an error
     max_chars: int = 1_000_000  # longer records are `skipped`, with the reason (reads stay bounded)
-    shard_bytes: int = 1_000_000  # JSON lines: bytes per shard (the unit of work, output part and resume)
+    # JSON lines: bytes per shard (the unit of work, output part and resume), or "auto": the corpus's
+    # JSON-lines bytes / (256 x workers), rounded up to a whole MB, within 1 MB..1 GB (extract/io/plan.py)
+    shard_bytes: int | str = "auto"
     shard_size: int = 256  # Parquet rows or .txt files per shard
 
     def validate(self) -> None:
@@ -31,9 +33,12 @@ class InputConfig:
             raise ConfigError("input.text_columns: name at least one column holding text.")
         if self.max_chars < 1:
             raise ConfigError(f"input.max_chars: expected >= 1, found {self.max_chars}.")
-        if self.shard_size < 1 or self.shard_bytes < 1:
-            raise ConfigError(f"input.shard_size and input.shard_bytes: expected >= 1, found {self.shard_size} "
-                              f"and {self.shard_bytes}.")
+        if self.shard_size < 1:
+            raise ConfigError(f"input.shard_size: expected >= 1, found {self.shard_size}.")
+        if isinstance(self.shard_bytes, bool) or not (
+                self.shard_bytes == "auto" or (isinstance(self.shard_bytes, int) and self.shard_bytes >= 1)):
+            raise ConfigError(f"input.shard_bytes: expected auto or a whole number of bytes >= 1 (e.g. 64000000), "
+                              f"found {self.shard_bytes!r}.")
 
 
 @dataclass(frozen=True)

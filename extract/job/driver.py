@@ -27,8 +27,7 @@ from extract.job.duplicates import settle
 from extract.job.identity import job_identity
 from extract.core.job_config import InputConfig, RayConfig
 from extract.job.output import check_not_inputs, check_output_path, lock, prepare
-from extract.job.stages import is_done
-from extract.io.plan import input_stamps, load_plan, plan, probe_columns, save_plan
+from extract.io.plan import Pending, Plan, input_stamps, load_plan, plan, probe_columns, save_plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,14 +108,20 @@ def lock_scope() -> Iterator[None]:
             lk.release()
 
 
-def drive(job: JobSpec, overwrite: bool) -> dict:
+def workers(job: JobSpec) -> int:
+    """The model replicas the job runs on: input.shard_bytes auto sizes shards for them."""
+    return max(1, job.ray.num_actors) if job.runner == "ray" else 1
+
+
+def drive(job: JobSpec, overwrite: bool, plan_only: bool = False) -> dict:
     """Plan (or reuse the saved plan), check, prepare the output, run the pending shards, settle
     duplicates; the run's facts. Holds the output folder's lock from before the folder is prepared
-    to the end (or to the end of the enclosing ``lock_scope``)."""
+    to the end (or to the end of the enclosing ``lock_scope``). ``plan_only`` (``extract plan``):
+    stop once plan.json is saved (under the same checks and lock); a later run reuses it."""
     t0 = time.perf_counter()
     out = check_output_path(job.output_path)
     saved = None if overwrite else load_plan(out, job.input)
-    shards, facts = saved or plan(job.input)
+    shards, facts = saved or plan(job.input, workers(job))
     stamps = input_stamps(shards)
     check_not_inputs(out, [f for f, _, _ in stamps])
     if saved is None:
@@ -131,10 +136,15 @@ def drive(job: JobSpec, overwrite: bool) -> dict:
         prepare(out, identity, (job.data_dir, "docs", ATTEMPTS, "stats"), overwrite, fresh=held.created_folder)
         if saved is None:
             save_plan(out, job.input, shards, facts)
+        if plan_only:
+            done = done_ids(out)
+            return {"out": out, "input": facts, "plan": shards,
+                    "done": sum(1 for sid in shards.ids() if sid in done) if done else 0}
         pending = pending_shards(shards, out)
         this_run = execute(job, str(out), pending)
         facts["duplicate_ids"] = settle_duplicates(job, out)
-        missing = [s.shard_id for s in shards if not is_done(out, s.shard_id)]
+        done = done_ids(out)
+        missing = sum(1 for sid in shards.ids() if sid not in done)
     except Interrupted as exc:
         exc.total = len(shards)
         exc.done = _count_done(out, len(shards) - len(pending) + getattr(exc, "finished_this_run", 0))
@@ -217,8 +227,21 @@ def execute(job: JobSpec, out: str, pending: list) -> dict:
     return run
 
 
-def pending_shards(shards: list, out) -> list:
-    pending = [s for s in shards if not is_done(out, s.shard_id)]
+def done_ids(out) -> set[str]:
+    """Ids of the shards done in ``out`` (their docs part exists: ``is_done``), from one listing
+    of the docs folder rather than one lookup a shard; empty when there is no docs folder."""
+    from extract.core import listing
+
+    try:
+        names = listing.listdir(fs.join(str(out), "docs"))
+    except OSError:
+        return set()
+    return {n[len("part-"):-len(".parquet")] for n in names if n.startswith("part-") and n.endswith(".parquet")}
+
+
+def pending_shards(shards: Plan, out) -> Pending:
+    """The plan's shards not done yet, sized and expanded lazily (the runners stream them)."""
+    pending = shards.pending(done_ids(out))
     print(f"{len(shards)} shards planned, {len(shards) - len(pending)} already done, "
           f"{len(pending)} to run", flush=True)
     return pending

@@ -98,13 +98,24 @@ def job_settings(cfg: ExtractConfig) -> dict:
             "funnel": {"enabled": cfg.funnel.enabled, "rule": cfg.funnel.rule}}
 
 
+def job_spec(cfg: ExtractConfig) -> JobSpec:
+    """The driver's view of the entity job (the model checked first: a wrong path fails here)."""
+    model_dir = check_model(cfg.model.path, cfg.model.labels, cfg.inference.engine)
+    return JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
+                   job_settings(cfg), [model_dir], "entities", cfg.runner, cfg.ray, cfg.inference.threads,
+                   cfg.show_progress)
+
+
+def plan_only(cfg: ExtractConfig, overwrite: bool = False) -> dict:
+    """``python -m extract plan``: plan the job (or reuse its plan.json) and stop; nothing runs."""
+    return drive(job_spec(cfg), overwrite or cfg.output.overwrite, plan_only=True)
+
+
 def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
     t0 = time.time()
-    model_dir = check_model(cfg.model.path, cfg.model.labels, cfg.inference.engine)
-    settings = job_settings(cfg)
-    facts = drive(JobSpec(ShardProcessor, {"cfg": cfg, "model_id": model_id(model_dir)}, cfg.input, cfg.output.path,
-                          settings, [model_dir], "entities", cfg.runner, cfg.ray, cfg.inference.threads, cfg.show_progress),
-                  overwrite or cfg.output.overwrite)
+    spec = job_spec(cfg)
+    model_dir = spec.model_dirs[0]
+    facts = drive(spec, overwrite or cfg.output.overwrite)
     out = facts["out"]
     summary = summarize(out)
     report = {

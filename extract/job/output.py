@@ -45,6 +45,8 @@ TOP_FILES = {MARKER, "run.json", "plan.json", LOCK, f".{MARKER}.tmp", ".run.json
 # Temporaries of the files above, whoever wrote them (extract/core/fs.py names them per writer).
 TOP_TEMP = re.compile(r"^\.(?:_job|run|plan|_lock)\.json(?:\.[\w-]+)*\.tmp$")
 PART = re.compile(r"^(part-[\w.-]+\.parquet|[\w.-]+\.json|\.[\w.-]+\.tmp)$")  # parts, attempt notes, temps
+SPILL, SPILL_DIRS = "_dups", ("keys", "later")  # = extract.job.duplicates.RAY_SPILL and its folders
+SPILL_FILE = re.compile(r"^[\w.-]+\.arrow(?:\.[\w-]+\.tmp)?$|^\.[\w.-]+\.tmp$")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 Out = Union[Path, str]  # a local folder (Path) or a URI (str)
@@ -152,9 +154,23 @@ def job_entries(out: Out, subfolders: tuple[str, ...]) -> tuple[list[str], list[
         elif kind == "dir" and name in subfolders:
             for sub, sub_kind in _scan(entry):
                 (ours if sub_kind == "file" and PART.match(sub) else foreign).append(fs.join(entry, sub))
+        elif kind == "dir" and name == SPILL:
+            _spill_entries(entry, ours, foreign)
         else:
             foreign.append(entry)
     return ours, foreign
+
+
+def _spill_entries(folder: str, ours: list[str], foreign: list[str]) -> None:
+    """OUT/_dups (the Ray duplicate pass's spill, left by a job stopped while settling): its .arrow
+    files in keys/ and later/ are the job's."""
+    for sub, kind in _scan(folder):
+        entry = fs.join(folder, sub)
+        if kind == "dir" and sub in SPILL_DIRS:
+            for f, f_kind in _scan(entry):
+                (ours if f_kind == "file" and SPILL_FILE.match(f) else foreign).append(fs.join(entry, f))
+        else:
+            foreign.append(entry)
 
 
 def _relative(path: str, out: str) -> str:
@@ -183,7 +199,7 @@ def overwrite(out: Out, subfolders: tuple[str, ...], fresh: bool = False) -> Non
         if fs.basename(path) != MARKER and fs.basename(path) != LOCK:
             fs.delete(path, missing_ok=True)
     if local:
-        for sub in subfolders:
+        for sub in (*subfolders, *(f"{SPILL}/{d}" for d in SPILL_DIRS), SPILL):  # emptied above
             folder = fs.resolve(fs.join(out, sub))[1]
             if os.path.isdir(folder):
                 os.rmdir(folder)

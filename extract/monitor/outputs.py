@@ -4,7 +4,6 @@ offsets index them exactly. Used by `show`, `review`, `quality` and job-output s
 (training/job_silver.py)."""
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from typing import Iterable
@@ -12,7 +11,8 @@ from typing import Iterable
 from extract.core import fs
 from extract.core.config import ConfigError, from_dict
 from extract.core.job_config import InputConfig
-from extract.core.types import Record, Shard
+from extract.core.types import Record
+from extract.io.plan import Plan, plan_of
 from extract.io.readers import read_shard
 from extract.job.summary import table_of
 
@@ -31,17 +31,20 @@ def read_table(out: str, name: str, sch, columns: list[str] | None = None):
     return table_of(path, list(columns or sch.names), sch)
 
 
-def load_job(out: str) -> tuple[InputConfig, dict[str, Shard], dict]:
-    """The job's InputConfig (run.json's resolved config, else the plan's), its shards by id
-    (plan.json), and run.json ({} before the first run finished)."""
+def load_job(out: str) -> tuple[InputConfig, Plan, dict]:
+    """The job's InputConfig (run.json's resolved config, else the plan's), its plan (plan.json,
+    either layout: ``Plan.get`` finds a shard by id without expanding it), and run.json ({} before
+    the first run finished)."""
     plan_path, run_path = fs.join(out, "plan.json"), fs.join(out, "run.json")
     if not fs.is_file(plan_path):
         raise JobOutputError(f"{plan_path}: not found; is {out} the output folder of `python -m extract run`?")
     plan = json.loads(fs.read_text(plan_path))
     run = json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
     raw = (run.get("config") or {}).get("input") or plan.get("input")
-    fields = {f.name for f in dataclasses.fields(Shard)}
-    shards = {s["shard_id"]: Shard(**{k: v for k, v in s.items() if k in fields}) for s in plan["shards"]}
+    try:
+        shards = plan_of(plan)
+    except ValueError as exc:
+        raise JobOutputError(f"{plan_path}: {exc}") from None
     return from_dict(InputConfig, raw, "input"), shards, run
 
 
@@ -53,9 +56,10 @@ def read_records(out: str, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str,
         by_shard.setdefault(shard_id, set()).add(int(index))
     found = {}
     for shard_id, indices in by_shard.items():
-        if shard_id not in shards:
+        shard = shards.get(shard_id)
+        if shard is None:
             raise JobOutputError(f"shard {shard_id} is in docs/ but not in plan.json")
-        for i, rec in enumerate(itertools.islice(read_shard(shards[shard_id], cfg), max(indices) + 1)):
+        for i, rec in enumerate(itertools.islice(read_shard(shard, cfg), max(indices) + 1)):
             if i in indices:
                 found[(shard_id, i)] = rec
     return found
