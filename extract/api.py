@@ -32,7 +32,7 @@ class Extractor:
     """Entities with offsets and calibrated scores from a model directory (safetensors only)."""
 
     def __init__(self, loaded, labels: Sequence[str] | None = None, min_score: float = 0.0,
-                 batch_size: int = 32, batch_tokens: int = 0, funnel: str | None = "capitalised-or-digit"):
+                 batch_size: int = 32, batch_tokens: int = 0, funnel: str | None = "capitalised-or-caseless"):
         self.loaded = loaded
         types = [t[2:] for t in loaded.labels if t[:2] == "B-"]
         unknown = [l for l in labels or () if l not in types]
@@ -48,7 +48,7 @@ class Extractor:
     def from_pretrained(cls, path: str = "data/models/default", device: str = "cpu", dtype: str = "fp32",
                         labels: Sequence[str] | None = ("PER", "LOC", "ORG"), min_score: float = 0.0,
                         batch_size: int = 32, threads: int = 0,
-                        funnel: str | None = "capitalised-or-digit", engine: str = "torch") -> "Extractor":
+                        funnel: str | None = "capitalised-or-caseless", engine: str = "torch") -> "Extractor":
         """``labels=None`` keeps every type the model knows (MISC included); ``engine="onnx"`` runs the
         forward pass in ONNX Runtime from PATH/model.onnx (`python -m extract export-onnx PATH`)."""
         from extract.model.load import load

@@ -71,7 +71,7 @@ run() {  # name, input path, extra --set ...
   python -m extract run --config configs/extract.yaml --show 0 \
     --set runner=local --set model.path=data/models/default --set inference.threads=${THREADS:-1} \
     --set show_progress=false --set "input.path=$input" --set "output.path=$W/$name" \
-    --set funnel.enabled=false "$@"  # the model itself: the funnel would skip every lowercase chat window
+    "$@"  # the default funnel (capitalised-or-caseless) runs every window of a caseless chat message
 }
 run reuters "$W/corpora/reuters.jsonl" --set "input.text_columns=[title, body]" --set input.shard_bytes=100000
 run bbc "$W/corpora/bbc" --set input.shard_size=50

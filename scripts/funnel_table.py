@@ -1,7 +1,8 @@
-"""The funnel's table: share of windows it skips, dev F1 with and without it, words/s with and
-without it on a corpus, entities lost there. One run, this machine.
+"""The funnel's table: for each rule (and off), dev F1 as is and lowercased, and on corpora the
+share of windows skipped, entities found and words/s. One run, this machine.
 
     python scripts/funnel_table.py [--model data/models/default] [--docs 2000] [--chat 500]
+        [--lowercase output/drift_demo/corpora/chat.jsonl]   # the drift demo's lowercase corpus
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-RULE = "capitalised-or-digit"
+RULES = ("capitalised-or-caseless", "capitalised-or-digit")
 
 
 def reuters(n: int) -> list[str]:
@@ -56,21 +57,33 @@ def main() -> None:
     ap.add_argument("--model", default=str(ROOT / "data" / "models" / "default"))
     ap.add_argument("--docs", type=int, default=2000)
     ap.add_argument("--chat", type=int, default=500)
+    ap.add_argument("--lowercase", default=str(ROOT / "output" / "drift_demo" / "corpora" / "chat.jsonl"),
+                    help="a JSON-lines file with a text column (default: the drift demo's chat corpus, if made)")
     args = ap.parse_args()
     from extract.model.load import load
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded
 
     loaded = load(args.model, threads=2)
-    dev = read_conll(ROOT.parent / "shared" / "data" / "conll2003" / "valid.txt")
+    valid = ROOT.parent / "shared" / "data" / "conll2003" / "valid.txt"
+    lower = ROOT / "runs" / "case_dev" / "valid.lower.txt"  # scripts/case_variants.py
     print("| data | funnel | windows skipped | dev F1 (4 types) | entities | seconds | words/s |")
     print("|---|---|---|---|---|---|---|")
-    for funnel in (None, RULE):
-        m, _ = evaluate_loaded(loaded, dev, "document", 64, funnel=funnel)
-        print(f"| CoNLL dev | {funnel or 'off'} | - | {100 * m['f1']:.2f} | - | {m['seconds']:.1f} | {m['words_per_second']:,.0f} |")
-    for name, texts in (("Reuters", reuters(args.docs)), ("chat (generated, lowercase)", chat(args.chat))):
+    for name, path in (("CoNLL dev", valid), ("CoNLL dev lowercased", lower)):
+        if not path.exists():
+            print(f"| {name} | - | - | {path} missing: python scripts/case_variants.py {valid} --out {path.parent} | | | |")
+            continue
+        dev = read_conll(path)
+        for funnel in (None, *RULES):
+            m, _ = evaluate_loaded(loaded, dev, "document", 64, funnel=funnel)
+            print(f"| {name} | {funnel or 'off'} | - | {100 * m['f1']:.2f} | - | {m['seconds']:.1f} | {m['words_per_second']:,.0f} |")
+    corpora = [("Reuters", reuters(args.docs)), ("chat (generated, lowercase)", chat(args.chat))]
+    if Path(args.lowercase).exists():
+        rows = [json.loads(line) for line in open(args.lowercase, encoding="utf-8")]
+        corpora.append((f"drift demo chat ({Path(args.lowercase).name})", [r["text"] for r in rows]))
+    for name, texts in corpora:
         words = sum(len(t.split()) for t in texts)
-        for funnel in (None, RULE):
+        for funnel in (None, *RULES):
             share, ents, secs = measure(loaded, texts, funnel)
             print(f"| {name}, {len(texts):,} docs | {funnel or 'off'} | {share:.1%} | - | {ents:,} | {secs:.1f} | {words / secs:,.0f} |")
 

@@ -1,6 +1,7 @@
 """Release a trained model: calibrate a temperature and a length-aware score map on dev (printing
 ECE by span length), store fp16 safetensors, re-evaluate the stored weights on dev, write
-metrics.json and the model card, export model.onnx (fp32, for inference.engine: onnx).
+metrics.json and the model card, export model.onnx (fp32, for inference.engine: onnx)
+and model.int8.onnx (dynamic int8, for inference.engine: onnx-int8).
 
     python scripts/release_model.py --model runs/finetune_conll/best --out data/models/default
 """
@@ -67,9 +68,11 @@ def main() -> None:
         f"threads of this project's 2-core machine. {n_params / 1e6:.1f}M parameters, {size:.1f} MB fp16 safetensors.")}
     (out / "README.md").write_text(model_card(out, summary, speed, args.extra, calibration=cal), encoding="utf-8")
     # After the safetensors are final: the graph records their sha256 (a stale model.onnx is refused).
-    from extract.model.export import export_onnx
+    from extract.model.export import export_int8, export_onnx
 
     onnx = export_onnx(out, threads=args.threads)
+    int8 = export_int8(out, threads=args.threads)  # inference.engine: onnx-int8, checked against torch
+    print(f"wrote {int8['path']} (dynamic int8; {int8['relative_diff']:.1%} of the largest logit vs torch)")
     print(f"wrote {onnx['path']} (max |logit diff| vs torch fp32 {onnx['max_abs_logit_diff']:.1e}); compare dev "
           f"scores with `python scripts/onnx_check.py --model {out}`")
     print(json.dumps({"f1": metrics["f1"], "f1_plo": metrics["f1_plo"], "words_per_second": metrics["words_per_second"],

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from tests.helpers import common, run_cli, tables
 
@@ -46,10 +47,30 @@ def test_funnel_skips_windows_without_capitals_or_digits(tiny_model_dir, tmp_pat
     texts = ["john smith said in new york " * 20, "John Smith said in New York."]
     src = tmp_path / "c.jsonl"
     src.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)))
-    for funnel in ("true", "false"):
-        assert run_cli(*common(tiny_model_dir, tmp_path / funnel, "local"), "--set", f"input.path={src}",
-                       "--set", "input.text_columns=[text]", "--set", f"funnel.enabled={funnel}") == 0
-    on, off = (tables(tmp_path / f)[0].to_pylist() for f in ("true", "false"))
-    assert not [r for r in on if r["doc_id"] == "0"]  # every window of the lowercase text skipped
+    runs = {"off": ["--set", "funnel.enabled=false"], "digit": ["--set", "funnel.rule=capitalised-or-digit"],
+            "default": []}
+    for name, extra in runs.items():
+        assert run_cli(*common(tiny_model_dir, tmp_path / name, "local"), "--set", f"input.path={src}",
+                       "--set", "input.text_columns=[text]", *extra) == 0
+    off, digit, default = (tables(tmp_path / f)[0].to_pylist() for f in runs)
+    assert not [r for r in digit if r["doc_id"] == "0"]  # every window of the lowercase text skipped
     assert [r for r in off if r["doc_id"] == "0"]  # the random tiny model tags something there
-    assert [r for r in on if r["doc_id"] == "1"] == [r for r in off if r["doc_id"] == "1"]
+    assert default == off  # capitalised-or-caseless: a caseless document runs whole; the cased one has capitals
+    assert [r for r in digit if r["doc_id"] == "1"] == [r for r in off if r["doc_id"] == "1"]
+
+
+def test_caseless_rule_skips_lowercase_stretches_of_cased_text_only():
+    from extract.text.casing import LOWER, OTHER, TITLE
+    from extract.text.funnel import keep_windows
+
+    wins = [(0, 10), (10, 20)]
+    cased = np.array([TITLE, LOWER] * 5 + [LOWER] * 10)  # 5 of 20 lettered pieces capitalised
+    assert keep_windows(cased, wins, "capitalised-or-caseless") == [True, False]
+    assert keep_windows(cased, wins, "capitalised-or-digit") == [True, False]
+    caseless = np.array([LOWER] * 19 + [OTHER])
+    assert keep_windows(caseless, wins, "capitalised-or-caseless") == [True, True]  # the model decides
+    assert keep_windows(caseless, wins, "capitalised-or-digit") == [False, False]
+    almost = np.array([TITLE] + [LOWER] * 99)  # 1% capitalised: a chat log with one "I"
+    assert keep_windows(almost, [(0, 50), (50, 100)], "capitalised-or-caseless") == [True, True]
+    with pytest.raises(ValueError, match="funnel.rule"):
+        keep_windows(cased, wins, "capitals")

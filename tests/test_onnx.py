@@ -124,7 +124,7 @@ def test_a_missing_or_stale_model_onnx_fails_early_naming_the_fix(tiny_model_dir
     assert "was not exported from the model.safetensors next to it" in err and "export-onnx" in err
     # onnx is fp32 on the CPU: another dtype is a config error, not a silent change.
     assert run_cli(*_job(bert_onnx, tmp_path / "c", corpus, *onnx, "--set", "inference.dtype=bf16")) == 2
-    assert "inference.engine: onnx runs fp32 on the CPU" in capsys.readouterr().err
+    assert "inference.engine: onnx runs on the CPU (fp32 activations)" in capsys.readouterr().err
 
 
 def test_a_rerun_on_the_other_engine_is_refused(bert_onnx, tmp_path, capsys):
@@ -157,3 +157,30 @@ def test_an_output_folder_from_before_the_engine_setting_resumes_on_torch_only()
     before = {"inference.device": "cpu", "inference.dtype": "fp32"}  # _job.json of a v0.1 job
     assert differences(before, {**before, "inference.engine": "torch"}) == []
     assert differences(before, {**before, "inference.engine": "onnx"}) == ["inference.engine was 'torch', now 'onnx'"]
+
+
+def test_int8_engine_round_trip_export_check_and_job(bert_onnx, tmp_path, capsys):
+    """inference.engine: onnx-int8: export-onnx --int8 writes model.int8.onnx checked against torch,
+    a job runs on it, its logits stay close to torch's, and a stale or missing graph is refused."""
+    from extract.__main__ import main
+    from extract.model.onnx import INT8_FILE
+
+    d = tmp_path / "bert"
+    shutil.copytree(bert_onnx, d)
+    assert main(["export-onnx", str(d), "--int8", "--threads", "1"]) == 0
+    assert "model.int8.onnx (dynamic int8" in capsys.readouterr().out and (d / INT8_FILE).is_file()
+    pt, q = load(d, threads=1), load(d, threads=1, engine="onnx-int8")
+    assert q.engine == "onnx-int8" and q.model is None
+    pieces = _windows(pt, 1)
+    want = run_windows(pt, pieces, 8)
+    got = run_windows(q, pieces, 8)
+    top = max(float(np.abs(w).max()) for w in want)
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 0.15 * max(1.0, top)
+    corpus = _corpus(tmp_path, 10)
+    assert run_cli(*_job(d, tmp_path / "int8", corpus, "--set", "inference.engine=onnx-int8")) == 0
+    assert json.loads((tmp_path / "int8" / "run.json").read_text())["config"]["inference"]["engine"] == "onnx-int8"
+    (d / INT8_FILE).unlink()
+    capsys.readouterr()
+    assert run_cli(*_job(d, tmp_path / "missing", corpus, "--set", "inference.engine=onnx-int8")) == 2
+    err = capsys.readouterr().err
+    assert "has no model.int8.onnx" in err and f"export-onnx {d} --int8" in err

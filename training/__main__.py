@@ -28,7 +28,9 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=0)
-    e.add_argument("--funnel", default=None, help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-digit")
+    e.add_argument("--engine", default="torch", choices=["torch", "onnx", "onnx-int8"],
+                   help="the forward pass: torch, or ONNX Runtime from MODEL/model.onnx / model.int8.onnx")
+    e.add_argument("--funnel", default=None, help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-caseless")
 
 
 def _add_corrections(sub) -> None:
@@ -80,7 +82,7 @@ def _evaluate(args) -> int:
     from training.conll import read_conll
     from training.evaluate import evaluate_loaded, write_report
 
-    loaded = load(args.model, device=args.device, threads=args.threads)
+    loaded = load(args.model, device=args.device, threads=args.threads, engine=args.engine)
     docs = read_conll(args.data)
     metrics, table = evaluate_loaded(loaded, docs, args.context, args.batch_size, _label_map(args.label_map),
                                      funnel=args.funnel)

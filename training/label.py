@@ -37,10 +37,10 @@ class LabelConfig:
         for m in self.teacher.models:
             try:
                 check_model_dir(m)
-                if self.inference.engine == "onnx":
+                if self.inference.engine != "torch":
                     from extract.model.onnx import check_onnx
 
-                    check_onnx(m)
+                    check_onnx(m, self.inference.engine)
             except (FileNotFoundError, ValueError) as exc:
                 raise ConfigError(f"teacher.models: {exc}") from None
         if not self.teacher.models and self.teacher.spacy is None:

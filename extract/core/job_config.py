@@ -67,13 +67,15 @@ class InferenceConfig:
     threads: int = 0
     # onnx: the forward pass in ONNX Runtime (CPU, fp32) from MODEL_DIR/model.onnx, written at release
     # or by `python -m extract export-onnx MODEL_DIR`; +14-17% words/s on 2 cores, same predictions.
-    engine: Literal["torch", "onnx"] = "torch"
+    # onnx-int8: MODEL_DIR/model.int8.onnx (`export-onnx --int8`, written at release): dynamic int8
+    # weights, faster on CPU at a small F1 cost (README: the case table and the bench).
+    engine: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     def validate(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"inference.batch_size: expected >= 1, found {self.batch_size}.")
-        if self.engine == "onnx" and (self.device == "cuda" or self.dtype != "fp32"):
-            raise ConfigError(f"inference.engine: onnx runs fp32 on the CPU, found device {self.device!r} and dtype "
+        if self.engine != "torch" and (self.device == "cuda" or self.dtype != "fp32"):
+            raise ConfigError(f"inference.engine: {self.engine} runs on the CPU (fp32 activations), found device {self.device!r} and dtype "
                               f"{self.dtype!r}; set inference.device: cpu and inference.dtype: fp32, or use "
                               "inference.engine: torch.")
 
@@ -82,10 +84,11 @@ class InferenceConfig:
 class FunnelConfig:
     """A cheap pre-filter: windows that cannot hold a name are not run (extract/text/funnel.py)."""
 
-    # On: it cost 0.00 dev F1 (<= 0.1 allowed) and skipped no Reuters window, but all of a lowercase
-    # chat corpus (scripts/funnel_table.py, README). Turn it off for text without capitals.
+    # On: capitalised-or-digit cost 0.00 dev F1 and skipped no Reuters window, but all of a lowercase
+    # corpus, names included; capitalised-or-caseless (the default) runs caseless documents whole
+    # (scripts/funnel_table.py, README).
     enabled: bool = True
-    rule: Literal["capitalised-or-digit"] = "capitalised-or-digit"
+    rule: Literal["capitalised-or-caseless", "capitalised-or-digit"] = "capitalised-or-caseless"
 
 
 @dataclass(frozen=True)

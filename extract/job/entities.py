@@ -137,10 +137,10 @@ def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Pa
         model_dir = check_model_dir(local_model_dir(path))  # a URI is copied once into a local cache
         types = model_labels(model_dir)
         check_tokenizer(model_dir)
-        if engine == "onnx":
+        if engine != "torch":
             from extract.model.onnx import check_onnx
 
-            check_onnx(model_dir)
+            check_onnx(model_dir, engine)
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"model.path: {exc}") from None
     unknown = [l for l in labels if l not in types]

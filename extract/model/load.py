@@ -33,12 +33,13 @@ def resolve_dtype(name: str, device: str):
 
 def load(path: str | Path, device: str = "cpu", dtype: str = "fp32", threads: int = 0,
          engine: str = "torch") -> Loaded:
-    if engine == "onnx":
+    if engine in ("onnx", "onnx-int8"):
         if device == "cuda" or dtype != "fp32":
-            raise ValueError(f"inference.engine onnx runs fp32 on the CPU; found device {device!r}, dtype {dtype!r}.")
-        return load_onnx(path, threads)
+            raise ValueError(f"inference.engine {engine} runs on the CPU with fp32 activations; found device "
+                             f"{device!r}, dtype {dtype!r}.")
+        return load_onnx(path, threads, engine)
     if engine != "torch":
-        raise ValueError(f"inference.engine: expected 'torch' or 'onnx', found {engine!r}.")
+        raise ValueError(f"inference.engine: expected 'torch', 'onnx' or 'onnx-int8', found {engine!r}.")
     import torch
     from transformers import AutoModelForTokenClassification
 

@@ -28,7 +28,7 @@ class Loaded:
     device: str
     dtype: Any
     model_id: str
-    engine: str = "torch"  # "onnx": ``session`` (ONNX Runtime) runs the forward pass, ``model`` is None
+    engine: str = "torch"  # "onnx"/"onnx-int8": ``session`` (ONNX Runtime) runs the forward pass, ``model`` is None
     session: Any = None
 
 

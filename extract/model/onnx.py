@@ -7,7 +7,9 @@ same entities as torch fp32 but is slower here: 6,632 against 8,851 words/s on C
 (README.md, scripts/onnx_check.py), so torch stays the default engine.
 
 ``model.onnx`` sits next to model.safetensors and is written by extract/model/export.py (at
-release, or ``python -m extract export-onnx MODEL_DIR``). The sha256 of the model.safetensors it
+release, or ``python -m extract export-onnx MODEL_DIR``); ``inference.engine: onnx-int8`` runs
+``model.int8.onnx`` beside it (``export-onnx --int8``: ONNX Runtime dynamic quantisation, int8
+per-channel weights of the MatMuls, activations quantised per batch; embeddings stay fp32). The sha256 of the model.safetensors it
 was exported from is stored in its metadata_props, so a graph older than the weights is refused
 instead of silently running other weights.
 
@@ -24,6 +26,8 @@ from extract.core.cache import file_sha256
 from extract.model.loaded import Loaded, check_model_dir, model_id, tokenizer_labels_settings
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+FILES = {"onnx": ONNX_FILE, "onnx-int8": INT8_FILE}  # inference.engine -> the graph it runs
 WEIGHTS_KEY = "nerbatch.weights_sha256"  # metadata_props: sha256 of the model.safetensors exported
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # as batch_tensors names them
 
@@ -32,8 +36,8 @@ class OnnxModelError(ValueError):
     """model.onnx is missing, unreadable or does not match the weights next to it."""
 
 
-def export_command(model_dir: str | Path) -> str:
-    return f"python -m extract export-onnx {model_dir}"
+def export_command(model_dir: str | Path, engine: str = "onnx") -> str:
+    return f"python -m extract export-onnx {model_dir}" + (" --int8" if engine == "onnx-int8" else "")
 
 
 def weights_sha256(model_dir: Path) -> str:
@@ -52,15 +56,18 @@ def open_session(path: Path, threads: int, optimize: bool = True):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def check_onnx(model_dir: str | Path) -> Path:
-    """MODEL_DIR/model.onnx, loadable and exported from MODEL_DIR's model.safetensors; an
-    OnnxModelError naming what was expected, what was found and the export command otherwise."""
+def check_onnx(model_dir: str | Path, engine: str = "onnx") -> Path:
+    """MODEL_DIR/model.onnx (engine onnx-int8: model.int8.onnx), loadable and exported from MODEL_DIR's
+    model.safetensors; an OnnxModelError naming what was expected, what was found and the export
+    command otherwise."""
     model_dir = Path(model_dir)
-    path = model_dir / ONNX_FILE
-    fix = f"Export it with `{export_command(model_dir)}` (or set inference.engine: torch)."
+    name = FILES[engine]
+    path = model_dir / name
+    command = export_command(model_dir, engine)
+    fix = f"Export it with `{command}` (or set inference.engine: torch)."
     if not path.is_file():
         found = sorted(p.name for p in model_dir.iterdir()) if model_dir.is_dir() else []
-        raise OnnxModelError(f"inference.engine is onnx but {model_dir} has no {ONNX_FILE} (found: "
+        raise OnnxModelError(f"inference.engine is {engine} but {model_dir} has no {name} (found: "
                              f"{', '.join(found) or 'nothing'}). {fix}")
     try:
         session = open_session(path, 1, optimize=False)  # reads the file, skips the graph rewrites
@@ -72,21 +79,22 @@ def check_onnx(model_dir: str | Path) -> Path:
         was = f"weights sha256 {stored[:12]}..." if stored else f"no {WEIGHTS_KEY} metadata"
         raise OnnxModelError(f"{path} was not exported from the model.safetensors next to it (it records {was}, "
                              f"the weights are {actual[:12]}...): it is older than the weights or from another "
-                             f"model. Re-export: `{export_command(model_dir)}`.")
+                             f"model. Re-export: `{command}`.")
     names = {i.name for i in session.get_inputs()}
     if not names <= set(INPUTS):
         raise OnnxModelError(f"{path} takes inputs {sorted(names)}; expected some of {list(INPUTS)}. "
-                             f"Re-export: `{export_command(model_dir)}`.")
+                             f"Re-export: `{command}`.")
     return path
 
 
-def load_onnx(path: str | Path, threads: int = 0) -> Loaded:
-    """A ``Loaded`` whose forward pass is an ONNX Runtime session: no torch model is built, the
-    tokenizer, labels and ner_settings come from the same reader as the torch engine's."""
+def load_onnx(path: str | Path, threads: int = 0, engine: str = "onnx") -> Loaded:
+    """A ``Loaded`` whose forward pass is an ONNX Runtime session (engine onnx or onnx-int8): no
+    torch model is built, the tokenizer, labels and ner_settings come from the same reader as the
+    torch engine's."""
     p = check_model_dir(path)
-    session = open_session(check_onnx(p), threads)
+    session = open_session(check_onnx(p, engine), threads)
     tokenizer, labels, settings = tokenizer_labels_settings(p)
-    return Loaded(None, tokenizer, labels, settings, "cpu", "fp32", model_id(p), engine="onnx", session=session)
+    return Loaded(None, tokenizer, labels, settings, "cpu", "fp32", model_id(p), engine=engine, session=session)
 
 
 def run_logits(session: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:

@@ -25,7 +25,7 @@ def run_windows(loaded: Loaded, pieces: list[tuple[np.ndarray, np.ndarray]], bat
     """Logits (window_len, n_labels) float32 for each (ids, casing) window, in input order. The
     engine (torch or ONNX Runtime) only changes the forward pass; batches and arrays are the same."""
     tok = loaded.tokenizer
-    forward = _onnx_forward(loaded) if loaded.engine == "onnx" else _torch_forward(loaded)
+    forward = _onnx_forward(loaded) if loaded.engine != "torch" else _torch_forward(loaded)
     out: list[np.ndarray] = [np.empty(0)] * len(pieces)
     use_casing = bool(loaded.settings.get("casing", True))
     budget = batch_tokens or batch_size * (int(loaded.settings["max_length"]) + 2)
