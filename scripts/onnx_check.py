@@ -50,10 +50,9 @@ def onnx_model_dir(model: Path, in_place: bool, tmp: Path, threads: int) -> Path
 
 
 def quantize_int8(src: Path, dest: Path) -> Path:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from extract.model.onnx import quantize_int8 as quantize  # the engine's own (inference.engine: onnx-int8)
 
-    quantize_dynamic(str(src), str(dest), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"])
+    quantize(src, dest)
     return dest
 
 

@@ -21,7 +21,7 @@ from extract.core.fs import write_local_atomic
 from extract.model.batch import batch_tensors
 from extract.model.load import load
 from extract.model.onnx import (INPUTS, INT8_FILE, ONNX_FILE, WEIGHTS_KEY, OnnxModelError, check_onnx, open_session,
-                                run_logits, weights_sha256)
+                                quantize_int8, run_logits, weights_sha256)
 from extract.text.casing import NUM_CASING_IDS
 
 OPSET = 18  # the dynamo exporter's own opset (>= 17: LayerNormalization is one op)
@@ -95,8 +95,6 @@ def export_int8(model_dir: str | Path, threads: int = 0) -> dict:
     ONNX Runtime dynamic quantisation, int8 per-channel weights of the MatMuls. Checked against
     torch on the export batch; facts as ``export_onnx``'s, with the relative difference."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     import torch
 
     model_dir = Path(model_dir)
@@ -108,8 +106,7 @@ def export_int8(model_dir: str | Path, threads: int = 0) -> dict:
     sha = weights_sha256(model_dir)
     tmp = dest.with_name(f".{dest.name}.quant.tmp")
     try:
-        quantize_dynamic(str(src), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"])
+        quantize_int8(src, tmp)
         proto = onnx.load_model(str(tmp))
     finally:
         tmp.unlink(missing_ok=True)

@@ -44,6 +44,13 @@ def weights_sha256(model_dir: Path) -> str:
     return file_sha256(Path(model_dir) / "model.safetensors")  # cached by (path, size, mtime): no re-read per check
 
 
+def quantize_int8(src: Path, dest: Path) -> None:
+    """ONNX Runtime dynamic quantisation of ``src`` into ``dest``: int8 per-channel MatMul weights."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dest), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+
+
 def open_session(path: Path, threads: int, optimize: bool = True):
     import onnxruntime as ort
 
