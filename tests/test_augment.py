@@ -79,15 +79,18 @@ def test_augmented_windows_keep_labels_and_get_the_recased_casing_ids(tmp_path):
     assert np.array_equal(upper[0].casing, enc.casing[:len(upper[0].casing)])
 
 
-def test_config_keys_are_validated():
+def test_config_keys_are_validated(monkeypatch):
     from extract.core.config import load
+    from tests.helpers import ROOT
     from training.config import TrainConfig
 
-    cfg = "configs/finetune_case.yaml"
-    assert load(TrainConfig, cfg, []).data.case_augment == 0.5
+    monkeypatch.chdir(ROOT)  # the config's backbone is repo-relative; its data (../shared) is not here in CI
+    fixture = str(ROOT / "tests" / "fixtures" / "tiny_conll.txt")
+    cfg, data = ROOT / "configs" / "finetune_case.yaml", [f"data.train={fixture}", f"data.dev={fixture}"]
+    assert load(TrainConfig, cfg, data).data.case_augment == 0.5
     with pytest.raises(ConfigError, match="data.case_augment"):
-        load(TrainConfig, cfg, ["data.case_augment=1.5"])
+        load(TrainConfig, cfg, [*data, "data.case_augment=1.5"])
     with pytest.raises(ConfigError, match="lower"):  # did you mean
-        load(TrainConfig, cfg, ["data.case_augment_modes=[lowr]"])
+        load(TrainConfig, cfg, [*data, "data.case_augment_modes=[lowr]"])
     with pytest.raises(ConfigError, match="case_augment_modes"):
-        load(TrainConfig, cfg, ["data.case_augment_modes=[]"])
+        load(TrainConfig, cfg, [*data, "data.case_augment_modes=[]"])

@@ -27,6 +27,7 @@ from extract.io.sources import InputFile, list_inputs, open_binary, read_bounded
 
 PROBE_RECORDS = 50  # records read from the first file to check the configured columns
 PROBE_FILES = 20  # files probed at most (a corpus whose first files hold no record is not probed further)
+PROBE_BYTES = 64_000_000  # bytes read at most a probed JSON-lines file (a first line of 1 TB is not read)
 EXPLICIT_SHARDS = 10_000  # plan.json lists the shards one by one up to this many, else by rule
 
 # input.shard_bytes: auto. JSON-lines byte shards sized from the corpus and the cluster: the
@@ -281,6 +282,19 @@ def probe_columns(shards: Iterable[Shard], cfg: InputConfig) -> None:
         return
 
 
+class _Capped:
+    """A stream that ends after ``left`` bytes: the probe's reads stay bounded whatever the file."""
+
+    def __init__(self, f, left: int):
+        self.f, self.left = f, left
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n) if n > 0 else b""
+        self.left -= len(data)
+        return data
+
+
 def _first_mappings(shard: Shard, cfg: InputConfig) -> list[dict]:
     """Up to ``PROBE_RECORDS`` records of the shard's file as mappings (unparseable ones left out)."""
     rows: list = []
@@ -292,7 +306,7 @@ def _first_mappings(shard: Shard, cfg: InputConfig) -> list[dict]:
                 raw, _ = read_bounded(f, MAX_JSON_ARRAY_BYTES)
                 rows = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode(cfg.encoding, errors="replace"))[:PROBE_RECORDS]
             else:
-                for line in read_lines(f, max_line_bytes(cfg)):
+                for line in read_lines(_Capped(f, PROBE_BYTES), max_line_bytes(cfg)):
                     if line.data is not None and line.data.strip():
                         try:
                             rows.append(json.loads(line.data.decode(cfg.encoding, errors="replace")))
