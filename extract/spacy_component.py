@@ -1,14 +1,19 @@
 """The batch job's model as a spaCy pipeline component: ``nlp.add_pipe("nerbatch", config={"model": PATH})``.
 
 Registered through the ``spacy_factories`` entry point in pyproject.toml, so a plain ``pip install``
-makes the factory known to spaCy without importing this package first. The entities come from
-``extract.api.Extractor`` (the job's own sanitising, windows, forward passes, decoding and
+makes the factory known to spaCy without importing this package first (spaCy loads the entry point,
+which imports this module, whose ``@Language.factory`` registers ``make_nerbatch``). The entities
+come from ``extract.api.Extractor`` (the job's own sanitising, windows, forward passes, decoding and
 calibration); this module only aligns their character offsets to spaCy's tokens with
 ``Doc.char_span(..., alignment_mode="expand")`` and sets ``doc.ents``, each span's calibrated score
 in ``span._.score``. What alignment changed is counted, per doc in ``doc.user_data["nerbatch"]``
-and over the component's life in ``component.stats``: ``expanded`` (a boundary inside a spaCy
-token, widened to the token), ``overlapping`` (spans that overlap once widened: the higher score
-is kept) and ``dropped`` (no token to align to, e.g. whitespace only).
+and over the component's life in ``component.stats``: ``entities`` (what the model found),
+``expanded`` (a boundary inside a spaCy token, widened to the token), ``overlapping`` (spans that
+overlap once widened: the higher score is kept, the other counted here) and ``dropped`` (no token
+to align to, e.g. whitespace only). ``len(doc.ents) == entities - dropped - overlapping``.
+
+``model`` may be a URI (``s3://``, ``gs://``, ``file://``): copied once into the local cache as the
+job does (extract/model/files.py).
 """
 from __future__ import annotations
 
@@ -21,14 +26,17 @@ from spacy.tokens import Doc, Span
 from extract.api import Entity, Extractor
 
 STATS = ("entities", "expanded", "overlapping", "dropped")
+DEFAULTS = {"model": "data/models/default", "labels": ["PER", "LOC", "ORG"], "min_score": 0.0,
+            "batch_size": 64, "device": "cpu", "engine": "torch", "funnel": "capitalised-or-caseless"}
 
 if not Span.has_extension("score"):
     Span.set_extension("score", default=None)
 
 
 def align(doc: Doc, entities: Sequence[Entity]) -> tuple[list[Span], dict[str, int]]:
-    """Spans of ``doc`` for ``entities`` (character offsets into ``doc.text``), non-overlapping,
-    higher scores first where widening made two overlap; with the counts of what changed."""
+    """Spans of ``doc`` for ``entities`` (character offsets into ``doc.text``), in document order and
+    non-overlapping (where widening made two overlap, the higher score is kept; equal scores: the
+    earlier one), each with its score in ``span._.score``; and the counts of what alignment changed."""
     stats = dict.fromkeys(STATS, 0)
     spans: list[tuple[float, Span]] = []
     for e in entities:
@@ -42,7 +50,7 @@ def align(doc: Doc, entities: Sequence[Entity]) -> tuple[list[Span], dict[str, i
         spans.append((e.score, span))
     kept: list[Span] = []
     taken: set[int] = set()
-    for score, span in sorted(spans, key=lambda x: (-x[0], x[1].start)):
+    for score, span in sorted(spans, key=lambda x: (-x[0], x[1].start, x[1].end)):
         if taken.intersection(range(span.start, span.end)):
             stats["overlapping"] += 1
             continue
@@ -57,9 +65,10 @@ def align(doc: Doc, entities: Sequence[Entity]) -> tuple[list[Span], dict[str, i
 class NerBatch:
     """The component: sets ``doc.ents`` (and ``span._.score``) from the job's stages."""
 
-    def __init__(self, extractor: Extractor, batch_size: int = 64):
+    def __init__(self, extractor: Extractor, batch_size: int = 64, name: str = "nerbatch"):
         self.extractor = extractor
         self.batch_size = batch_size
+        self.name = name
         self.stats = dict.fromkeys(STATS, 0)
 
     def _set(self, doc: Doc, entities: list[Entity]) -> Doc:
@@ -90,15 +99,35 @@ class NerBatch:
         return [self._set(d, ents) for d, ents in zip(docs, results)]
 
 
-@Language.factory("nerbatch", default_config={"model": "data/models/default", "labels": ["PER", "LOC", "ORG"],
-                                              "min_score": 0.0, "batch_size": 64, "device": "cpu",
-                                              "engine": "torch", "funnel": "capitalised-or-caseless"})
-def make_nerbatch(nlp: Language, name: str, model: str, labels: list[str] | None, min_score: float,
-                  batch_size: int, device: str, engine: str, funnel: str | None) -> NerBatch:
-    if not Path(model).is_dir():
-        raise ValueError(f"nerbatch: config model: expected a model folder (config.json, model.safetensors, "
-                         f"tokenizer), found {model!r}, which is not a folder. Pass config={{'model': PATH}}, "
-                         "e.g. data/models/default.")
-    extractor = Extractor.from_pretrained(model, device=device, labels=labels, min_score=min_score,
-                                          batch_size=batch_size, funnel=funnel, engine=engine)
-    return NerBatch(extractor, batch_size)
+def _model_error(model: str, found: str) -> ValueError:
+    return ValueError(f"nerbatch: config 'model': expected a model folder (config.json, model.safetensors and "
+                      f"the tokenizer files, as written by `python -m training finetune`), found {found}. Fix: "
+                      f"nlp.add_pipe('nerbatch', config={{'model': PATH}}) with PATH such a folder (local or a "
+                      f"URI), e.g. data/models/default; got {model!r}.")
+
+
+@Language.factory("nerbatch", default_config=DEFAULTS,
+                  assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.score"])
+def make_nerbatch(nlp: Language, name: str, model: str = DEFAULTS["model"],
+                  labels: list[str] | None = DEFAULTS["labels"], min_score: float = 0.0, batch_size: int = 64,
+                  device: str = "cpu", engine: str = "torch",
+                  funnel: str | None = "capitalised-or-caseless") -> NerBatch:
+    """``labels=None`` keeps every type the model knows; ``funnel=None`` runs every window (the
+    job's pre-filter is the default); ``engine="onnx"`` reads MODEL/model.onnx."""
+    from extract.model.files import local_model_dir
+
+    try:
+        local = local_model_dir(str(model))  # a local path as it is, a URI copied once to the cache
+    except FileNotFoundError as exc:
+        raise _model_error(model, f"none there ({exc})") from exc
+    if not Path(local).is_dir():
+        raise _model_error(model, "no such folder" if not Path(local).exists() else "a file, not a folder")
+    if not (Path(local) / "config.json").is_file():
+        raise _model_error(model, f"a folder without config.json (it holds: "
+                                  f"{sorted(p.name for p in Path(local).iterdir())[:10]})")
+    try:
+        extractor = Extractor.from_pretrained(str(local), device=device, labels=labels, min_score=min_score,
+                                              batch_size=batch_size, funnel=funnel, engine=engine)
+    except FileNotFoundError as exc:  # e.g. no model.safetensors / model.onnx: the loader's message says which
+        raise _model_error(model, str(exc)) from exc
+    return NerBatch(extractor, batch_size, name)
