@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from extract.cli import export_onnx, plan, quality, report, review, run, show
+from extract.cli import export_onnx, plan, quality, report, review, run, serve, show
 
 COMMANDS = {"run": run, "plan": plan, "review": review, "report": report, "show": show, "quality": quality,
-            "export-onnx": export_onnx}
+            "export-onnx": export_onnx, "serve": serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,9 @@ PACKAGES = ("extract", "training")
 
 # What extract/text may not import (it is pure text processing: numpy is fine).
 TEXT_FORBIDDEN = ("torch", "transformers", "ray", "pyarrow")
-# Third-party packages that exactly one module may import.
-ONLY_IN = {"ray": "extract.job.runner_ray", "onnxruntime": "extract.model.onnx"}
+# Third-party packages that only these modules may import ("ray": the batch job's runner and the
+# HTTP service's Ray Serve deployment, extract/serve/app.py; each is the whole of Ray in its front end).
+ONLY_IN = {"ray": ("extract.job.runner_ray", "extract.serve.app"), "onnxruntime": ("extract.model.onnx",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,10 +219,12 @@ def training_violations(edges: Iterable[Edge]) -> list[Edge]:
     return [e for e in edges if _within(e.src, "extract") and e.internal and _within(e.dst, "training")]
 
 
-def only_in_violations(edges: Iterable[Edge], package: str, allowed: str) -> tuple[list[Edge], bool]:
-    """The edges importing ``package`` from anywhere but ``allowed``, and whether ``allowed`` does."""
+def only_in_violations(edges: Iterable[Edge], package: str, allowed: str | tuple[str, ...]) -> tuple[list[Edge], bool]:
+    """The edges importing ``package`` from anywhere but ``allowed`` (one module or several), and
+    whether every allowed module does."""
+    allowed = (allowed,) if isinstance(allowed, str) else tuple(allowed)
     hits = [e for e in edges if not e.internal and e.top == package]
-    return [e for e in hits if e.src != allowed], any(e.src == allowed for e in hits)
+    return [e for e in hits if e.src not in allowed], all(any(e.src == a for e in hits) for a in allowed)
 
 
 # -- the tests on the real code ---------------------------------------------------------------

@@ -1,0 +1,188 @@
+"""Closed-loop load on `python -m extract serve` (in-process: embedded Ray, Serve on 127.0.0.1),
+beside the in-process Extractor.pipe, as a markdown table.
+
+    python scripts/bench_serve.py [--model data/models/default] [--waits 0,2,5,10,20,50]
+        [--batches 1,8,32] [--concurrency 1,8,32] [--requests 300] [--time-cap 15]
+
+For each batch_wait_ms x max_batch_size the app is (re)deployed, then for each concurrency N client
+threads each send one sentence a request over a kept-alive connection and send the next as soon as the
+answer came (closed loop), until --requests were answered or --time-cap seconds passed. Sentences are
+those of data/sample/reuters_sample.jsonl. Latency is per request at the client (p50/p95/p99);
+words/s counts whitespace words of the answered sentences. The clients run on the same CPUs as the
+replica, so on a small machine they cost the service some throughput.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def sentences(path: Path, limit: int = 2000) -> list[str]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        for s in re.split(r"(?<=[.!?])\s+", " ".join(str(d.get(k) or "") for k in ("title", "body"))):
+            if 4 <= len(s.split()) <= 60:
+                out.append(s)
+    return out[:limit]
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def load(port: int, texts: list[str], clients: int, requests: int, cap: float) -> dict:
+    lat: list[float] = []
+    words = [0]
+    errors = [0]
+    lock = threading.Lock()
+    left = [requests]
+    t_end = time.perf_counter() + cap
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        i = k
+        while time.perf_counter() < t_end:
+            with lock:
+                if left[0] <= 0:
+                    break
+                left[0] -= 1
+            text = texts[i % len(texts)]
+            i += clients
+            body = json.dumps({"texts": [text]})
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/extract", body, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                ok = r.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            dt = time.perf_counter() - t0
+            with lock:
+                if ok:
+                    lat.append(dt)
+                    words[0] += len(text.split())
+                else:
+                    errors[0] += 1
+        conn.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    secs = time.perf_counter() - t0
+    return {"n": len(lat), "errors": errors[0], "rps": len(lat) / secs, "wps": words[0] / secs,
+            "p50": pct(lat, 50) * 1000, "p95": pct(lat, 95) * 1000, "p99": pct(lat, 99) * 1000}
+
+
+def in_process(cfg, texts: list[str], n: int, batch: int) -> dict:
+    from extract.serve.engine import build_extractor
+
+    ner = build_extractor(cfg)
+    list(ner.pipe(texts[:16]))  # warm
+    todo = texts[:n]
+    t0 = time.perf_counter()
+    list(ner.pipe(todo, batch_size=batch))
+    secs = time.perf_counter() - t0
+    one = []
+    for t in texts[:50]:
+        s = time.perf_counter()
+        ner(t)
+        one.append(time.perf_counter() - s)
+    return {"rps": len(todo) / secs, "wps": sum(len(t.split()) for t in todo) / secs,
+            "p50": pct(one, 50) * 1000, "p95": pct(one, 95) * 1000, "p99": pct(one, 99) * 1000}
+
+
+def ints(s: str) -> list[float]:
+    return [float(x) for x in s.split(",") if x.strip()]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="data/models/default")
+    p.add_argument("--waits", default="0,2,5,10,20,50", help="batch_wait_ms values")
+    p.add_argument("--batches", default="1,8,32", help="max_batch_size values")
+    p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--requests", type=int, default=300, help="requests per cell (at most)")
+    p.add_argument("--time-cap", type=float, default=15.0, help="seconds per cell (at most)")
+    p.add_argument("--threads", type=int, default=0, help="inference.threads (0: ceil(cpus_per_replica))")
+    p.add_argument("--cpus-per-replica", type=float, default=1.0)
+    p.add_argument("--port", type=int, default=18765)
+    p.add_argument("--sample", default=str(ROOT / "data" / "sample" / "reuters_sample.jsonl"))
+    a = p.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ray import serve
+
+    from extract.core.config import load as load_cfg
+    from extract.serve import app
+    from extract.serve.config import ServeConfig
+
+    texts = sentences(Path(a.sample))
+    base = [f"model.path={a.model}", f"serve.port={a.port}", f"inference.threads={a.threads}",
+            f"serve.cpus_per_replica={a.cpus_per_replica}", "serve.max_ongoing_requests=64", "serve.max_queued_requests=-1"]
+    cfg0 = load_cfg(ServeConfig, ROOT / "configs" / "serve.yaml", base)
+    rows = []
+    ref = in_process(cfg0, texts, min(len(texts), 1000), 32)
+    rows.append(f"| in-process Extractor.pipe(batch_size=32) | - | - | {ref['rps']:.1f} | {ref['wps']:,.0f} | "
+                f"{ref['p50']:.1f} | {ref['p95']:.1f} | {ref['p99']:.1f} | (p: one text per call) |")
+    started = False
+    for bs in ints(a.batches):
+        for wait in ints(a.waits):
+            cfg = load_cfg(ServeConfig, ROOT / "configs" / "serve.yaml",
+                           base + [f"serve.max_batch_size={int(bs)}", f"serve.batch_wait_ms={wait:g}"])
+            if not started:
+                app.start(cfg)
+                started = True
+            else:
+                serve.run(app.application(cfg), name=app.APP_NAME, route_prefix="/", blocking=False)
+                time.sleep(2)  # the old replicas gone
+            _ready(a.port)
+            load(a.port, texts, 4, 20, 5)  # warm
+            for c in ints(a.concurrency):
+                r = load(a.port, texts, int(c), a.requests, a.time_cap)
+                line = (f"| serve wait={wait:g}ms batch={int(bs)} | {int(c)} | {r['n']} | {r['rps']:.1f} | "
+                        f"{r['wps']:,.0f} | {r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['errors']} |")
+                rows.append(line)
+                print(line, file=sys.stderr, flush=True)
+    app.stop()
+    print("| setup | clients | requests | req/s | words/s | p50 ms | p95 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+def _ready(port: int, timeout: float = 300) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("the service did not become ready")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
