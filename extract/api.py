@@ -13,7 +13,9 @@ Same sanitising, windows, forward passes, window merging and span decoding as
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,24 @@ class Entity:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` consecutive items (the last may be shorter), read lazily."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _checked(text) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"expected str texts, found {type(text).__name__}")
+    return text
 
 
 class Extractor:
@@ -60,15 +80,7 @@ class Extractor:
 
     def pipe(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Entity]]:
         """Entities per text, in order; texts are batched (their windows sorted by length)."""
-        chunk: list[str] = []
-        for text in texts:
-            if not isinstance(text, str):
-                raise TypeError(f"expected str texts, found {type(text).__name__}")
-            chunk.append(text)
-            if len(chunk) >= batch_size:
-                yield from self._run(chunk)
-                chunk = []
-        if chunk:
+        for chunk in chunked(map(_checked, texts), batch_size):
             yield from self._run(chunk)
 
     def _run(self, texts: list[str]) -> list[list[Entity]]:

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Sequence
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from extract.api import Entity, Extractor
+from extract.api import Entity, Extractor, chunked
 
 STATS = ("entities", "expanded", "overlapping", "dropped")
 DEFAULTS = {"model": "data/models/default", "labels": ["PER", "LOC", "ORG"], "min_score": 0.0,
@@ -84,14 +84,7 @@ class NerBatch:
 
     def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
         """Batched like ``Extractor.pipe``: the windows of ``batch_size`` docs share forward passes."""
-        size = batch_size or self.batch_size
-        chunk: list[Doc] = []
-        for doc in docs:
-            chunk.append(doc)
-            if len(chunk) >= size:
-                yield from self._run(chunk)
-                chunk = []
-        if chunk:
+        for chunk in chunked(docs, batch_size or self.batch_size):
             yield from self._run(chunk)
 
     def _run(self, docs: list[Doc]) -> list[Doc]:

@@ -137,14 +137,12 @@ def drive(job: JobSpec, overwrite: bool, plan_only: bool = False) -> dict:
         if saved is None:
             save_plan(out, job.input, shards, facts)
         if plan_only:
-            done = done_ids(out)
             return {"out": out, "input": facts, "plan": shards,
-                    "done": sum(1 for sid in shards.ids() if sid in done) if done else 0}
+                    "done": len(shards) - len(shards.pending(done_ids(out)))}
         pending = pending_shards(shards, out)
         this_run = execute(job, str(out), pending)
         facts["duplicate_ids"] = settle_duplicates(job, out)
-        done = done_ids(out)
-        missing = sum(1 for sid in shards.ids() if sid not in done)
+        missing = len(shards.pending(done_ids(out)))
     except Interrupted as exc:
         exc.total = len(shards)
         exc.done = _count_done(out, len(shards) - len(pending) + getattr(exc, "finished_this_run", 0))
@@ -184,7 +182,7 @@ def resolve_threads(threads: int, ray_cfg: RayConfig) -> int:
     return threads if threads > 0 else max(1, math.ceil(ray_cfg.cpus_per_actor))
 
 
-def execute(job: JobSpec, out: str, pending: list) -> dict:
+def execute(job: JobSpec, out: str, pending: Pending) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
     kwargs = {**job.processor_kwargs, "out": out}
     threads = resolve_threads(job.threads, job.ray)
