@@ -10,6 +10,18 @@ answer came (closed loop), until --requests were answered or --time-cap seconds 
 those of data/sample/reuters_sample.jsonl. Latency is per request at the client (p50/p95/p99);
 words/s counts whitespace words of the answered sentences. The clients run on the same CPUs as the
 replica, so on a small machine they cost the service some throughput.
+
+Fault mode (issue 17: a replica killed under load is replaced; only requests in flight fail):
+
+    python scripts/bench_serve.py --kill-replica-after 5 --replicas 2 --concurrency 8 --requests 600
+
+deploys --replicas replicas (first --batches / --waits values), runs the closed loop with the first
+--concurrency value, and --kill-replica-after seconds into it SIGKILLs one replica's actor process
+(found by its process title, ray::ServeReplica:extract:Extraction, under this process). It then polls
+serve.status() for the deployment's RUNNING replicas and keeps the load on until --requests were sent
+and --after-recovery seconds passed since the replacement was RUNNING (or --fault-time-cap). The table
+counts answers by status, the requests in flight at the kill, which of the failures were sent
+before or after it, the time until the replacement was RUNNING, and the requests sent after that.
 """
 from __future__ import annotations
 
@@ -125,6 +137,12 @@ def main() -> int:
     p.add_argument("--cpus-per-replica", type=float, default=1.0)
     p.add_argument("--port", type=int, default=18765)
     p.add_argument("--sample", default=str(ROOT / "data" / "sample" / "reuters_sample.jsonl"))
+    p.add_argument("--kill-replica-after", type=float, default=None, metavar="S",
+                   help="fault mode: SIGKILL one replica S seconds into the load (see above)")
+    p.add_argument("--replicas", type=int, default=1, help="serve.num_replicas")
+    p.add_argument("--after-recovery", type=float, default=5.0,
+                   help="fault mode: seconds of load after the replacement replica is RUNNING")
+    p.add_argument("--fault-time-cap", type=float, default=180.0, help="fault mode: seconds of load at most")
     a = p.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -136,7 +154,13 @@ def main() -> int:
 
     texts = sentences(Path(a.sample))
     base = [f"model.path={a.model}", f"serve.port={a.port}", f"inference.threads={a.threads}",
-            f"serve.cpus_per_replica={a.cpus_per_replica}", "serve.max_ongoing_requests=64", "serve.max_queued_requests=-1"]
+            f"serve.cpus_per_replica={a.cpus_per_replica}", "serve.max_ongoing_requests=64", "serve.max_queued_requests=-1",
+            f"serve.num_replicas={a.replicas}"]
+    if a.kill_replica_after is not None:
+        cfg = load_cfg(ServeConfig, ROOT / "configs" / "serve.yaml",
+                       base + [f"serve.max_batch_size={int(ints(a.batches)[0])}",
+                               f"serve.batch_wait_ms={ints(a.waits)[0]:g}"])
+        return fault(a, cfg, texts)
     cfg0 = load_cfg(ServeConfig, ROOT / "configs" / "serve.yaml", base)
     rows = []
     ref = in_process(cfg0, texts, min(len(texts), 1000), 32)
@@ -166,6 +190,153 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
+
+
+REPLICA_TITLE = "ray::ServeReplica:extract:Extraction"
+
+
+def replica_pids() -> list[int]:
+    """Pids of this process's Serve replica actors (embedded Ray: they are its descendants)."""
+    import psutil  # ray/thirdparty_files, on sys.path once ray is imported
+
+    pids = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if (proc.cmdline() or [""])[0].startswith(REPLICA_TITLE):
+                pids.append(proc.pid)
+        except psutil.Error:
+            continue
+    return sorted(pids)
+
+
+def running_replicas() -> int:
+    """RUNNING replicas of the app's deployment, as serve.status() reports them."""
+    from ray import serve
+
+    try:
+        dep = serve.status().applications["extract"].deployments["Extraction"]
+    except KeyError:
+        return 0
+    return int(dep.replica_states.get("RUNNING", 0))
+
+
+def fault(a, cfg, texts: list[str]) -> int:
+    """Closed-loop load, one replica SIGKILLed after --kill-replica-after seconds; a markdown table."""
+    import signal
+
+    from extract.serve import app
+
+    n_clients = int(ints(a.concurrency)[0])
+    app.start(cfg)
+    _ready(a.port)
+    deadline = time.monotonic() + 300
+    while running_replicas() < a.replicas or len(replica_pids()) < a.replicas:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the replicas did not come up")
+        time.sleep(0.2)
+    load(a.port, texts, 4, 40, 10)  # warm: every replica answers (and has its model loaded)
+
+    lock = threading.Lock()
+    done: list[tuple[float, float, str]] = []  # (sent, answered, "200" | status | "conn: ...")
+    pending: dict[int, float] = {}  # client -> when its request was sent
+    sent = [0]
+    stop = threading.Event()
+    ev: dict[str, float] = {}
+    failures: list[str] = []
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
+        i = k
+        while not stop.is_set():
+            text = texts[i % len(texts)]
+            i += n_clients
+            body = json.dumps({"texts": [text]})
+            with lock:
+                t0 = time.perf_counter()
+                pending[k] = t0
+                sent[0] += 1
+            try:
+                conn.request("POST", "/v1/extract", body, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                raw = r.read()
+                what = str(r.status)
+                if r.status != 200 and len(failures) < 5:
+                    failures.append(f"{r.status} {raw[:160]!r}")
+            except (OSError, http.client.HTTPException) as exc:
+                what = f"conn: {type(exc).__name__}"
+                if len(failures) < 5:
+                    failures.append(f"{what} {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
+            with lock:
+                pending.pop(k, None)
+                done.append((t0, time.perf_counter(), what))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(n_clients)]
+    t_start = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(a.kill_replica_after)
+    victim = replica_pids()[0]
+    with lock:
+        ev["kill"] = time.perf_counter()
+        in_flight = len(pending)
+        os.kill(victim, signal.SIGKILL)
+    while time.perf_counter() - t_start < a.fault_time_cap:
+        running = running_replicas()
+        now = time.perf_counter()
+        if "down" not in ev and running < a.replicas:
+            ev["down"] = now
+        if "down" in ev and "up" not in ev and running >= a.replicas:
+            ev["up"] = now
+        if "up" in ev and now - ev["up"] >= a.after_recovery and sent[0] >= a.requests:
+            break
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join(70)
+    secs = time.perf_counter() - t_start
+    new_pids = replica_pids()
+    app.stop()
+
+    kill, up = ev["kill"], ev.get("up")
+    by: dict[str, int] = {}
+    for _, _, what in done:
+        by[what] = by.get(what, 0) + 1
+    bad = [d for d in done if d[2] != "200"]
+    bad_before = sum(1 for d in bad if d[0] < kill)
+    bad_after = len(bad) - bad_before
+    after = [d for d in done if up is not None and d[0] >= up]
+    ok = by.get("200", 0)
+    failed = ", ".join(f"{k}: {v}" for k, v in sorted(by.items()) if k != "200") or "0"
+    rows = [
+        ("setup", f"{a.replicas} replicas, {n_clients} closed-loop clients, replica pid {victim} SIGKILLed "
+                  f"{kill - t_start:.1f} s into the load"),
+        ("requests answered (of sent)", f"{len(done)} in {secs:.1f} s"),
+        ("answered 200", ok),
+        ("failed, by status", failed),
+        ("in flight at the kill (all replicas)", in_flight),
+        ("failed, sent before the kill (in flight on it)", bad_before),
+        ("failed, sent after the kill", bad_after),
+        ("serve.status() showed a replica missing after",
+         f"{ev['down'] - kill:.2f} s" if "down" in ev else "never seen"),
+        ("replacement RUNNING after the kill",
+         f"{up - kill:.2f} s ({running_replicas_text(new_pids, victim)})" if up else "not within the cap"),
+        ("sent after recovery: answered 200 / failed",
+         f"{sum(1 for d in after if d[2] == '200')} / {sum(1 for d in after if d[2] != '200')}" if up else "-"),
+    ]
+    for f in failures:
+        print("failure:", f, file=sys.stderr)
+    print("| fault: one replica killed under load | |")
+    print("|---|---|")
+    for k, v in rows:
+        print(f"| {k} | {v} |")
+    return 0
+
+
+def running_replicas_text(pids: list[int], victim: int) -> str:
+    return f"replica pids now {', '.join(map(str, pids))}; {victim} gone" if victim not in pids else "victim still alive?"
 
 
 def _ready(port: int, timeout: float = 300) -> None:

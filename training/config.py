@@ -128,11 +128,12 @@ class TrainConfig:
             raise ConfigError("data.case_augment_modes: expected one or more of lower, upper, title, found none.")
         if self.data.corrections_weight < 0:
             raise ConfigError(f"data.corrections_weight: expected >= 0, found {self.data.corrections_weight}.")
-        from extract.core import fs
+        from extract.monitor.outputs import is_output
 
-        for j in self.data.silver_jobs:  # a local folder or a URI, like the job's output.path
-            if not fs.is_file(fs.join(str(j).rstrip("/"), "plan.json")):
-                raise ConfigError(f"data.silver_jobs: {j} has no plan.json: not the output folder of `python -m extract run`.")
+        for j in self.data.silver_jobs:  # a local folder or a URI, like the job's output.path; or a service log
+            if not is_output(str(j).rstrip("/")):
+                raise ConfigError(f"data.silver_jobs: {j} has no plan.json: not the output folder of `python -m extract run` "
+                                  "(nor a service log: serve.log.path).")
         if not 0 <= self.data.silver_jobs_min_score <= 1:
             raise ConfigError(f"data.silver_jobs_min_score: expected 0..1, found {self.data.silver_jobs_min_score}.")
         if self.data.silver_jobs and self.distill is None:

@@ -1,7 +1,11 @@
 """A finished job's output folder read back: its tables, its input settings, its plan, and chosen
 records and their texts re-read from the input (texts are not stored in the output), so entity
 offsets index them exactly. Used by `show`, `review`, `quality` and job-output silver
-(training/job_silver.py)."""
+(training/job_silver.py).
+
+A service log (`python -m extract serve` with serve.log.path, extract/serve/log.py) is read the same
+way: it has no plan.json, and its texts are stored beside the docs, OUT/texts/part-<part>.parquet, in
+the docs rows' order (a docs row's ``shard`` names the part and ``index`` is its row there)."""
 from __future__ import annotations
 
 import itertools
@@ -31,6 +35,43 @@ def read_table(out: str, name: str, sch, columns: list[str] | None = None):
     return table_of(path, list(columns or sch.names), sch)
 
 
+def is_served_log(out: str) -> bool:
+    """OUT was written by the service's log (texts/ kept beside docs/, no plan.json)."""
+    return not fs.is_file(fs.join(out, "plan.json")) and fs.is_dir(fs.join(out, "texts"))
+
+
+def is_output(out: str) -> bool:
+    """OUT is a job's output folder (plan.json) or a service log (texts/ and docs/)."""
+    return fs.is_file(fs.join(out, "plan.json")) or (is_served_log(out) and fs.is_dir(fs.join(out, "docs")))
+
+
+def read_run(out: str) -> dict:
+    """OUT/run.json ({} before the first run finished), for a job's output or a service log."""
+    if not is_output(out):
+        raise JobOutputError(f"{fs.join(out, 'plan.json')}: not found; is {out} the output folder of "
+                             "`python -m extract run` (or a service log, serve.log.path)?")
+    run_path = fs.join(out, "run.json")
+    return json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
+
+
+def _served_records(out: str, by_shard: dict[str, set[int]]) -> dict[tuple[str, int], Record]:
+    """(part, row) -> the served text, from OUT/texts/part-<part>.parquet."""
+    found = {}
+    for part, indices in by_shard.items():
+        path = fs.join(out, "texts", f"part-{part}.parquet")
+        if not fs.is_file(path):
+            raise JobOutputError(f"{path}: not found, but docs/ has part {part}: the service log is incomplete")
+        table = fs.read_parquet(path)
+        if "text" not in table.column_names:
+            raise JobOutputError(f"{out} was logged with serve.log.text: hash: only sha256 hashes of the texts are "
+                                 "kept, so they cannot be shown, reviewed or trained on. Log with serve.log.text: full.")
+        ids, texts = table.column("doc_id").to_pylist(), table.column("text").to_pylist()
+        for i in indices:
+            if 0 <= i < len(ids):
+                found[(part, i)] = Record(ids[i], texts[i], f"serve:{path}#{i}")
+    return found
+
+
 def load_job(out: str) -> tuple[InputConfig, Plan, dict]:
     """The job's InputConfig (run.json's resolved config, else the plan's), its plan (plan.json,
     either layout: ``Plan.get`` finds a shard by id without expanding it), and run.json ({} before
@@ -50,10 +91,12 @@ def load_job(out: str) -> tuple[InputConfig, Plan, dict]:
 
 def read_records(out: str, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Record]:
     """(shard, index) -> the record, reading each needed shard once, up to its last wanted record."""
-    cfg, shards, _ = load_job(out)
     by_shard: dict[str, set[int]] = {}
     for shard_id, index in wanted:
         by_shard.setdefault(shard_id, set()).add(int(index))
+    if is_served_log(out):
+        return _served_records(out, by_shard)
+    cfg, shards, _ = load_job(out)
     found = {}
     for shard_id, indices in by_shard.items():
         shard = shards.get(shard_id)

@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 from xml.sax.saxutils import quoteattr
 
 from extract.core import schema
-from extract.monitor.outputs import JobOutputError, load_job, read_table, read_texts
+from extract.monitor.outputs import JobOutputError, read_run, read_table, read_texts
 from extract.text.sanitize import sanitize
 
 STRATEGIES = ("lowest-confidence", "disagreement", "random")
@@ -146,7 +146,7 @@ def review(out: str, n: int = 200, strategy: str = "lowest-confidence", seed: in
            teachers: Sequence[str] = (), dest: str | None = None, pool: int = 2000) -> dict:
     """Write the tasks JSON and the labeling config; returns facts (paths, counts)."""
     out = str(out).rstrip("/")
-    _, _, run = load_job(out)
+    run = read_run(out)
     picked, ents, facts = select(out, n, strategy, seed, teachers, pool)
     version = model_version(run, ents)
     tasks = []

@@ -9,7 +9,8 @@
 Every file is written to a temporary name and renamed (extract/core/fs.py), so a reader never sees
 half a part. A part holds what was served since the previous one; it is written when the buffered
 text reaches serve.log.rotate_mb or its oldest row serve.log.rotate_seconds, and on shutdown.
-``python -m extract report OUT`` reads such a folder as a job's output. Part ids sort by time:
+``python -m extract report OUT``, ``show``, ``review``, ``quality`` and distillation's
+``data.silver_jobs`` read such a folder as a job's output (extract/monitor/outputs.py). Part ids sort by time:
 ``<UTC yyyymmddTHHMMSS>-<writer>-<sequence>``, the writer a random id per replica.
 
 A served text's doc_id is ``<request id>:<position in the request>``; docs.source is
