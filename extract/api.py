@@ -69,11 +69,16 @@ class Extractor:
                         labels: Sequence[str] | None = ("PER", "LOC", "ORG"), min_score: float = 0.0,
                         batch_size: int = 32, threads: int = 0,
                         funnel: str | None = "capitalised-or-caseless", engine: str = "torch") -> "Extractor":
-        """``labels=None`` keeps every type the model knows (MISC included); ``engine="onnx"`` runs the
-        forward pass in ONNX Runtime from PATH/model.onnx (`python -m extract export-onnx PATH`)."""
+        """``path``: a local model folder or a URI of one (s3://..., gs://..., file://...), copied once
+        to the job's local model cache (extract/model/files.py). ``labels=None`` keeps every type the
+        model knows (MISC included); ``engine="onnx"`` runs the forward pass in ONNX Runtime from
+        PATH/model.onnx (`python -m extract export-onnx PATH`). ``batch_size`` counts windows per
+        forward pass; ``pipe(texts, batch_size)`` counts texts per chunk."""
+        from extract.model.files import local_model_dir
         from extract.model.load import load
 
-        return cls(load(path, device, dtype, threads, engine), labels, min_score, batch_size, funnel=funnel)
+        local = local_model_dir(str(path))
+        return cls(load(local, device, dtype, threads, engine), labels, min_score, batch_size, funnel=funnel)
 
     def __call__(self, text: str) -> list[Entity]:
         return next(self.pipe([text]))

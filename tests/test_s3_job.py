@@ -327,6 +327,12 @@ def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_p
         model_files.remote_files(fs.join(s3_bucket, "models", "half"))
     assert model_files.local_model_dir(str(tiny_model_dir)) == tiny_model_dir
     assert model_files.local_model_dir("file://" + str(tiny_model_dir)) == tiny_model_dir
+    # The Python API (and through it the spaCy component and the service) takes the URI as well.
+    from extract.api import Extractor
+
+    text = "John Smith of Germany said in New York."
+    remote = Extractor.from_pretrained(uri, labels=None, threads=1)(text)
+    assert remote == Extractor.from_pretrained(str(tiny_model_dir), labels=None, threads=1)(text)
 
 
 # ------------------------------------------------------------------------------------ the CLI, S3
