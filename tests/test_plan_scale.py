@@ -104,3 +104,23 @@ def test_plan_command_plans_without_running_and_run_reuses_it(tmp_path, tiny_mod
     run = json.loads((out / "run.json").read_text())
     assert run["input"]["plan"] == "reused from plan.json" and run["this_run"]["shards"] == n
     assert main(["plan", *args]) == 0 and f"({n:,} already done)" in capsys.readouterr().out
+
+
+def test_planning_a_terabyte_never_imports_torch(tmp_path, tiny_model_dir):
+    """The plan command is a look at a corpus from an ordinary head node: it checks the model
+    folder (config.json, tokenizer, safetensors header, known model_type) without torch."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    big = tmp_path / "dump.jsonl"
+    with open(big, "wb") as f:
+        f.truncate(1 << 40)  # 1 TB, sparse
+    probe = ("import sys; from extract.__main__ import main; "
+             f"rc = main(['plan', '--set', 'model.path={tiny_model_dir}', '--set', 'input.path={big}', "
+             f"'--set', 'output.path={tmp_path / 'out'}', '--set', 'ray.num_actors=8']); "
+             "print('torch' in sys.modules, 'transformers.modeling_utils' in sys.modules); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "shards:    2,048" in done.stdout and done.stdout.strip().endswith("False False"), done.stdout
