@@ -313,16 +313,19 @@ def fault(a, cfg, texts: list[str]) -> int:
     rows = [
         ("setup", f"{a.replicas} replicas, {n_clients} closed-loop clients, replica pid {victim} SIGKILLed "
                   f"{kill - t_start:.1f} s into the load"),
-        ("requests answered (of sent)", f"{len(done)} in {secs:.1f} s"),
+        ("requests (each answered or failed)", f"{len(done)} in {secs:.1f} s"),
         ("answered 200", ok),
         ("failed, by status", failed),
         ("in flight at the kill (all replicas)", in_flight),
-        ("failed, sent before the kill (in flight on it)", bad_before),
+        ("failed, sent before the kill (so in flight at it)", bad_before),
         ("failed, sent after the kill", bad_after),
         ("serve.status() showed a replica missing after",
          f"{ev['down'] - kill:.2f} s" if "down" in ev else "never seen"),
         ("replacement RUNNING after the kill",
-         f"{up - kill:.2f} s ({running_replicas_text(new_pids, victim)})" if up else "not within the cap"),
+         f"{up - kill:.2f} s (model loaded: a replica is RUNNING once its __init__ returns)" if up
+         else "not within the cap"),
+        ("replica processes after", f"{', '.join(map(str, new_pids))}" + ("" if victim not in new_pids
+                                                                          else f" ({victim} still alive?)")),
         ("sent after recovery: answered 200 / failed",
          f"{sum(1 for d in after if d[2] == '200')} / {sum(1 for d in after if d[2] != '200')}" if up else "-"),
     ]
@@ -333,10 +336,6 @@ def fault(a, cfg, texts: list[str]) -> int:
     for k, v in rows:
         print(f"| {k} | {v} |")
     return 0
-
-
-def running_replicas_text(pids: list[int], victim: int) -> str:
-    return f"replica pids now {', '.join(map(str, pids))}; {victim} gone" if victim not in pids else "victim still alive?"
 
 
 def _ready(port: int, timeout: float = 300) -> None:

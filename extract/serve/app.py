@@ -2,8 +2,9 @@
 imports ray; tests/test_architecture.py ONLY_IN).
 
 One replica loads the model once (extract/serve/engine.py: the batch job's stages through
-extract.api.Extractor) on its model thread, after the replica started: GET /healthz answers 503
-until then. Texts, not requests, are the unit of batching: a request's texts each enter
+extract.api.Extractor) on its model thread, and its __init__ waits for that, so Serve routes to a
+replica (a replacement for a dead one included) only once its model is in; a load that failed
+leaves the replica up answering 503 with the error. Texts, not requests, are the unit of batching: a request's texts each enter
 ``extract_batch`` (Ray Serve's ``@serve.batch``, max_batch_size and batch_wait_timeout_s set from
 the config at start), so a long request fills several batches and short requests share one. The
 batch runs on the model thread, so the event loop keeps reading requests meanwhile.
@@ -51,7 +52,11 @@ class Extraction:
         self.extract_batch.set_max_batch_size(s.max_batch_size)
         self.extract_batch.set_batch_wait_timeout_s(s.batch_wait_ms / 1000.0)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="extract-model")  # loads, then runs every batch
-        self.pool.submit(self._load)
+        # Wait for the load: Serve counts a replica RUNNING (and routes to it) once __init__ returns, so
+        # a replacement for a dead replica would otherwise answer 503 "loading" to its share of the
+        # traffic until its model is in (measured: scripts/bench_serve.py --kill-replica-after).
+        # A failed load still returns: the replica answers 503 with the load error.
+        self.pool.submit(self._load).result()
 
     # -- the model thread -----------------------------------------------------------------------
     def _load(self) -> None:
