@@ -124,3 +124,15 @@ def test_planning_a_terabyte_never_imports_torch(tmp_path, tiny_model_dir):
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "shards:    2,048" in done.stdout and done.stdout.strip().endswith("False False"), done.stdout
+
+
+def test_cpu_stage_pools_grow_with_the_cores_beside_the_actors():
+    from extract.core.job_config import RayConfig
+    from extract.job.runner_ray import stage_tasks
+
+    assert stage_tasks(RayConfig(), 2, 100) == 2  # this machine: 2 actors x 0.75 CPU leave 0.5
+    gpu_node = RayConfig(num_actors=1, cpus_per_actor=1, gpus_per_actor=1)
+    assert stage_tasks(gpu_node, 16, 1000) == 7  # 15 cores beside the one GPU actor, two stages
+    assert stage_tasks(gpu_node, 16, 3) == 3  # never more tasks than shards
+    assert stage_tasks(RayConfig(num_actors=8), 8, 100) == 8  # each actor fed
+    assert stage_tasks(RayConfig(tasks_per_stage=5), 64, 100) == 5

@@ -29,3 +29,20 @@ def test_payload_round_trip():
 def test_unknown_objects_are_refused():
     with pytest.raises(TypeError):
         transport.dumps({"x": object()})
+
+
+def test_arrays_keep_dtype_shape_and_are_writable():
+    arrays = [np.zeros(0, np.int64), np.arange(6, dtype=np.int32).reshape(2, 3), np.array(True),
+              np.ones((2, 0, 3), np.float16), np.arange(10, dtype=np.float64)[::3], np.array([1, 2], ">i4")]
+    back = transport.loads(transport.dumps(arrays))
+    for a, b in zip(arrays, back):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    back[1][0, 0] = 7  # stages may work in place
+    assert back[1][0, 0] == 7
+
+
+def test_object_arrays_and_foreign_bytes_are_refused():
+    with pytest.raises(TypeError, match="dtype"):
+        transport.dumps([np.array(["a", None], dtype=object)])
+    with pytest.raises(ValueError, match="not a stage payload"):
+        transport.loads(b"PK\x03\x04 a zip, not a payload")

@@ -101,8 +101,14 @@ class RayConfig:
     num_cpus: int = 0  # embedded local Ray only: CPUs it may use; 0 = all
     max_task_retries: int = 6  # a shard whose worker died is retried this often, then the job fails
     record_kill_limit: int = 1  # a record that killed this many one-by-one attempts becomes an error row
+    # CPU tasks at once per CPU stage (read/tokenise, decode/write); 0 = the cluster's CPUs left
+    # beside the model actors, shared by the two stages (at least 2): a 16-core GPU node with one
+    # actor runs 7 of each, a 2-core machine 2 (each new worker process pays seconds of imports).
+    tasks_per_stage: int = 0
 
     def validate(self) -> None:
+        if self.tasks_per_stage < 0:
+            raise ConfigError(f"ray.tasks_per_stage: expected >= 0 (0 = auto), found {self.tasks_per_stage}.")
         if self.num_actors < 1 or self.cpus_per_actor <= 0 or self.gpus_per_actor < 0 or self.cpus_per_task <= 0:
             raise ConfigError("ray: num_actors >= 1, cpus_per_actor > 0, cpus_per_task > 0 and gpus_per_actor >= 0 "
                               "are required.")

@@ -147,6 +147,16 @@ def _inline() -> None:
     op._nerbatch_inline = True
 
 
+def stage_tasks(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> int:
+    """CPU tasks at once per CPU stage: ray.tasks_per_stage, or the CPUs the model actors leave,
+    split between the two stages (at least 2, and num_actors: each actor needs feeding). A bounded
+    pool, because every new worker process pays the imports (seconds of CPU); never more tasks than
+    shards (Ray Data warns about a pool larger than its input)."""
+    size = cfg.tasks_per_stage or max(2, cfg.num_actors,
+                                      int((cluster_cpus - cfg.num_actors * cfg.cpus_per_actor) // 2))
+    return max(1, min(size, n_shards))
+
+
 def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfig, threads: int) -> Iterator[dict]:
     """prepare (CPU tasks) -> infer (actor pool; forward passes only) -> finish (CPU tasks), one
     shard per row, streamed: Ray Data's backpressure bounds how many shards are in flight."""
@@ -180,9 +190,7 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     threads = threads or max(1, math.ceil(cfg.cpus_per_actor))
     factory = (processor_cls, kwargs)
     ds = ray.data.from_items([{"shard": shard_to_json(s)} for s in shards], override_num_blocks=len(shards))
-    # A bounded pool per CPU stage: every new worker process pays the imports (seconds of CPU).
-    # (Never more tasks than shards: Ray Data warns about a pool larger than its input.)
-    tasks = TaskPoolStrategy(size=max(1, min(max(2, cfg.num_actors), len(shards))))
+    tasks = TaskPoolStrategy(size=stage_tasks(cfg, float(ray.cluster_resources().get("CPU", 0)), len(shards)))
     ds = ds.map_batches(prepare, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
                         batch_format="numpy", compute=tasks)
     with warnings.catch_warnings():
