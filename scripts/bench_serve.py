@@ -1,5 +1,6 @@
 """Closed-loop load on `python -m extract serve` (in-process: embedded Ray, Serve on 127.0.0.1),
-beside the in-process Extractor.pipe, as a markdown table.
+beside the in-process Extractor.pipe and the batch job (`python -m extract run`, runner local) on
+the same texts, as a markdown table.
 
     python scripts/bench_serve.py [--model data/models/default] [--waits 0,2,5,10,20,50]
         [--batches 1,8,32] [--concurrency 1,8,32] [--requests 300] [--time-cap 15]
@@ -121,6 +122,25 @@ def in_process(cfg, texts: list[str], n: int, batch: int) -> dict:
             "p50": pct(one, 50) * 1000, "p95": pct(one, 95) * 1000, "p99": pct(one, 99) * 1000}
 
 
+def batch_job(model: str, texts: list[str], threads: int) -> dict:
+    """The batch job on the same texts (`python -m extract run`, runner local, one process with
+    ``threads`` torch threads): docs/s and words/s over run.json's wall_seconds (no start-up)."""
+    import subprocess
+
+    work = ROOT / "runs" / "bench_serve"
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "texts.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    out = work / "job"  # written by this script alone: --overwrite is ours to use
+    sets = [f"input.path=[{src}]", "input.text_columns=[text]", f"output.path={out}", "runner=local",
+            f"model.path={model}", f"inference.threads={max(1, threads)}", "show_progress=false"]
+    subprocess.run([sys.executable, "-m", "extract", "run", "--config", str(ROOT / "configs" / "extract.yaml"),
+                    "--overwrite", "--show", "0", *[x for kv in sets for x in ("--set", kv)]],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    secs = json.loads((out / "run.json").read_text())["wall_seconds"]
+    return {"rps": len(texts) / secs, "wps": sum(len(t.split()) for t in texts) / secs}
+
+
 def ints(s: str) -> list[float]:
     return [float(x) for x in s.split(",") if x.strip()]
 
@@ -166,6 +186,9 @@ def main() -> int:
     ref = in_process(cfg0, texts, min(len(texts), 1000), 32)
     rows.append(f"| in-process Extractor.pipe(batch_size=32) | - | - | {ref['rps']:.1f} | {ref['wps']:,.0f} | "
                 f"{ref['p50']:.1f} | {ref['p95']:.1f} | {ref['p99']:.1f} | (p: one text per call) |")
+    job = batch_job(a.model, texts[:1000], a.threads or int(-(-a.cpus_per_replica // 1)))
+    rows.append(f"| batch job (extract run, runner local) | - | - | {job['rps']:.1f} | {job['wps']:,.0f} | - | - | - | "
+                "(texts/s, run.json wall) |")
     started = False
     for bs in ints(a.batches):
         for wait in ints(a.waits):
@@ -175,7 +198,8 @@ def main() -> int:
                 app.start(cfg)
                 started = True
             else:
-                serve.run(app.application(cfg), name=app.APP_NAME, route_prefix="/", blocking=False)
+                serve.run(app.application(cfg), name=app.APP_NAME, route_prefix="/", blocking=False,
+                          logging_config={"log_level": "WARNING"})  # as app.start: no access log a request
                 time.sleep(2)  # the old replicas gone
             _ready(a.port)
             load(a.port, texts, 4, 20, 5)  # warm

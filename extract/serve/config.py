@@ -35,10 +35,10 @@ class ServeSection:
     # Texts (not requests) per model call: one request's texts may fill several batches, and texts
     # of concurrent requests share one (Ray Serve's @serve.batch).
     max_batch_size: int = 32
-    # How long a batch waits for more texts once its first arrived. 0 (bench, 2 CPUs, /tmp/readme_serve.md):
-    # under load texts pile up while the previous batch runs, so batches form anyway; a linger only
-    # added its own length to every latency. Re-measure on a GPU (scripts/bench_serve.py).
-    batch_wait_ms: float = 0.0
+    # How long a batch waits for more texts once its first arrived. 2 ms (README's linger table, 2 CPUs):
+    # free at one client, ~30% more requests/s than 0 ms from 8 clients (requests arriving together
+    # share a batch); longer lingers bought nothing more. Re-measure on a GPU (scripts/bench_serve.py).
+    batch_wait_ms: float = 2.0
     num_replicas: int = 1  # model copies (one Ray actor each)
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0  # set 1 (and inference.device: cuda) on a GPU node
