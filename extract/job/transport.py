@@ -33,17 +33,18 @@ def _types() -> dict[str, type]:
 
 def dumps(obj: Any) -> bytes:
     chunks: list[bytes] = []
-    size = [0]
+    size = 0  # bytes in chunks so far: the next array's offset
     known = _types()
 
     def enc(x: Any) -> Any:
+        nonlocal size
         if isinstance(x, np.ndarray):
             if x.dtype.kind not in _KINDS:
                 raise TypeError(f"cannot send an array of dtype {x.dtype} between stages")
             data = np.ascontiguousarray(x).tobytes()
             chunks.append(data)
-            size[0] += len(data)
-            return {"a": [x.dtype.str, list(x.shape), size[0] - len(data)]}
+            size += len(data)
+            return {"a": [x.dtype.str, list(x.shape), size - len(data)]}
         if dataclasses.is_dataclass(x) and type(x).__name__ in known:
             return {"d": type(x).__name__, "f": {f.name: enc(getattr(x, f.name)) for f in dataclasses.fields(x)}}
         if isinstance(x, dict):  # keys may be ints (record indexes): kept as pairs

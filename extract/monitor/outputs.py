@@ -42,7 +42,12 @@ def is_served_log(out: str) -> bool:
 
 def is_output(out: str) -> bool:
     """OUT is a job's output folder (plan.json) or a service log (texts/ and docs/)."""
-    return fs.is_file(fs.join(out, "plan.json")) or (is_served_log(out) and fs.is_dir(fs.join(out, "docs")))
+    return fs.is_file(fs.join(out, "plan.json")) or (fs.is_dir(fs.join(out, "texts")) and fs.is_dir(fs.join(out, "docs")))
+
+
+def _run_json(out: str) -> dict:
+    run_path = fs.join(out, "run.json")
+    return json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
 
 
 def read_run(out: str) -> dict:
@@ -50,8 +55,7 @@ def read_run(out: str) -> dict:
     if not is_output(out):
         raise JobOutputError(f"{fs.join(out, 'plan.json')}: not found; is {out} the output folder of "
                              "`python -m extract run` (or a service log, serve.log.path)?")
-    run_path = fs.join(out, "run.json")
-    return json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
+    return _run_json(out)
 
 
 def _served_records(out: str, by_shard: dict[str, set[int]]) -> dict[tuple[str, int], Record]:
@@ -76,11 +80,11 @@ def load_job(out: str) -> tuple[InputConfig, Plan, dict]:
     """The job's InputConfig (run.json's resolved config, else the plan's), its plan (plan.json,
     either layout: ``Plan.get`` finds a shard by id without expanding it), and run.json ({} before
     the first run finished)."""
-    plan_path, run_path = fs.join(out, "plan.json"), fs.join(out, "run.json")
+    plan_path = fs.join(out, "plan.json")
     if not fs.is_file(plan_path):
         raise JobOutputError(f"{plan_path}: not found; is {out} the output folder of `python -m extract run`?")
     plan = json.loads(fs.read_text(plan_path))
-    run = json.loads(fs.read_text(run_path)) if fs.is_file(run_path) else {}
+    run = _run_json(out)
     raw = (run.get("config") or {}).get("input") or plan.get("input")
     try:
         shards = plan_of(plan)
