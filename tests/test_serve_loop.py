@@ -49,6 +49,24 @@ def served(tiny_model_dir, tmp_path_factory) -> tuple[Path, dict[str, str], dict
     return log, texts, by_doc
 
 
+def test_served_entities_equal_the_batch_jobs_parquet(served, tmp_path, tiny_model_dir):
+    """One code path: the batch job over the texts the service answered writes the same entities,
+    offsets and scores as the service logged."""
+    from tests.helpers import common, run_cli, tables
+
+    log, texts, by_doc = served
+    src = tmp_path / "served.jsonl"
+    src.write_text("".join(json.dumps({"id": d, "text": t}) + "\n" for d, t in texts.items()), encoding="utf-8")
+    assert run_cli(*common(tiny_model_dir, tmp_path / "job", "local"), "--set", f"input.path={src}",
+                   "--set", "input.text_columns=[text]") == 0
+    ents, _ = tables(tmp_path / "job")
+
+    def rows(found):
+        return sorted((e["doc_id"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in found)
+
+    assert rows(ents.to_pylist()) == rows(e for found in by_doc.values() for e in found) != []
+
+
 def test_show_reads_the_served_texts(served, tmp_path):
     log, texts, by_doc = served
     doc_id = max(by_doc, key=lambda d: len(by_doc[d]))
