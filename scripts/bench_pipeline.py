@@ -108,6 +108,37 @@ class FakeShardProcessor(ShardProcessor):
                                  engine="fake-random-logits",
                                  session=FakeSession(len(self.labels), self.seed + os.getpid() % 1000))
 
+    def _note_stage(self, step: str, c0: float, c1: float) -> None:
+        """A CPU-stage worker's running totals (stage-<pid>.json): the process's CPU when its first
+        step began (start-up: Python, Ray's worker, the imports, the tokenizer), CPU inside each
+        step, and the process's CPU now; the rest is Ray Data's per-task work and transport."""
+        if not self.stats_dir:
+            return
+        if not hasattr(self, "stage_note"):
+            self.stage_note = {"pid": os.getpid(), "startup_cpu": c0, "first_at": time.time(), "prepare_cpu": 0.0,
+                               "finish_cpu": 0.0,
+                               "prepare": 0, "finish": 0}
+        note = self.stage_note
+        note[f"{step}_cpu"] += c1 - c0
+        note[step] += 1
+        note["process_cpu"] = c1
+        path = Path(self.stats_dir) / f"stage-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(note))
+        tmp.replace(path)
+
+    def prepare(self, shard: Any) -> Any:
+        c0 = time.process_time()
+        out = super().prepare(shard)
+        self._note_stage("prepare", c0, time.process_time())
+        return out
+
+    def finish(self, payload: Any) -> dict:
+        c0 = time.process_time()
+        out = super().finish(payload)
+        self._note_stage("finish", c0, time.process_time())
+        return out
+
     def infer(self, payload: Any) -> Any:
         w0, c0 = time.perf_counter(), time.process_time()
         out = super().infer(payload)
@@ -236,6 +267,12 @@ def measure_ceiling(cfg: Any, out: Path, n_shards: int) -> dict:
             "forward_only_share": cpu["forward"] / (both + cpu["infer"])}
 
 
+def both_ceilings(before: dict, after: dict) -> dict:
+    """The ceiling measured before the job, with the per-core rate the mean of before and after."""
+    return {**before, "before_wps": before["per_core_wps"], "after_wps": after["per_core_wps"],
+            "per_core_wps": (before["per_core_wps"] + after["per_core_wps"]) / 2}
+
+
 def proc_model_dir(cfg: Any) -> Path:
     from extract.model.files import local_model_dir
 
@@ -344,7 +381,7 @@ def run_fake_job(cfg: Any, stats_dir: Path) -> dict:
     try:
         with CpuSampler() as sampler:
             t_driver = os.times()
-            t0 = time.perf_counter()
+            t0, started_at = time.perf_counter(), time.time()
             report = entities.run(cfg)
             wall = time.perf_counter() - t0
             t_driver_end = os.times()
@@ -353,13 +390,14 @@ def run_fake_job(cfg: Any, stats_dir: Path) -> dict:
         FakeShardProcessor.stats_dir = ""
         ray.shutdown()
     notes = [json.loads(p.read_text()) for p in sorted(stats_dir.glob("fake-*.json"))]
+    stage_notes = [json.loads(p.read_text()) for p in sorted(stats_dir.glob("stage-*.json"))]
     split = sampler.by_role({int(n["pid"]) for n in notes})
     split["seconds"]["driver"] = (t_driver_end.user - t_driver.user) + (t_driver_end.system - t_driver.system)
     out = Path(report.get("config", {}).get("output", {}).get("path", cfg.output.path))
     run_json = json.loads((out / "run.json").read_text())
     shards = [json.loads(p.read_text()) for p in sorted((out / "stats").glob("part-*.json"))]
-    return {"wall": wall, "run_json": run_json, "actors": notes, "shard_stats": shards, "cpu": split,
-            "run_json_mtime": (out / "run.json").stat().st_mtime}
+    return {"wall": wall, "run_json": run_json, "actors": notes, "stage_workers": stage_notes, "shard_stats": shards, "cpu": split,
+            "run_json_mtime": (out / "run.json").stat().st_mtime, "started_at": started_at}
 
 
 def steady_state(shards: list[dict]) -> tuple[float, float, int]:
@@ -399,8 +437,10 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
         ["corpus", f"{corpus['docs']:,} docs, {corpus['words']:,} words ({job_words:,} job words), "
                    f"{corpus['bytes'] / 1e6:.1f} MB, {this_run['shards']} shards", "", ""],
         ["CPU-stage ceiling, one core (prepare + finish)",
-         f"{ceiling['per_core_wps']:,.0f} words/s/core (prepare {ceiling['prepare_wps']:,.0f}, finish "
-         f"{ceiling['finish_wps']:,.0f}; {ceiling['docs']:,} docs in {ceiling['shards']} shards)", "", ""],
+         f"{ceiling['per_core_wps']:,.0f} words/s/core: the mean of before the job "
+         f"{ceiling['before_wps']:,.0f} and after it {ceiling['after_wps']:,.0f} (this machine's speed drifts; "
+         f"before: prepare {ceiling['prepare_wps']:,.0f}, finish {ceiling['finish_wps']:,.0f}; "
+         f"{ceiling['docs']:,} docs in {ceiling['shards']} shards)", "", ""],
         ["transport between the stages (not in the ceiling), one core",
          f"CPU tasks: {ceiling['cpu']['transport_cpu_tasks']:.2f} CPU-s (ceiling with it "
          f"{ceiling['per_core_wps_with_transport']:,.0f} words/s/core); model actor: "
@@ -426,9 +466,26 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
                  f"{cpu['model_actor']:.1f} (infer {sum(a['infer_cpu'] for a in job['actors']):.1f} CPU-s, of which "
                  f"random logits {forward:.1f} s wall; the rest: start-up and transport), driver {cpu['driver']:.1f}, Ray's own "
                  f"processes {cpu['ray_processes']:.1f}", "", ""])
+    t0 = job["started_at"]
+    done = sorted(s["finished_at"] for s in job["shard_stats"])
+    first_step = min((n["first_at"] for n in job["stage_workers"]), default=float("nan"))
+    rows.append(["time line, seconds from the call",
+                 f"first prepare began {first_step - t0:.1f} (planning, Ray's start, the actors' start-up); first "
+                 f"shard written {done[0] - t0:.1f}; last {done[-1] - t0:.1f}; run.json written "
+                 f"{job['run_json_mtime'] - t0:.1f} (duplicate ids settled, report merged)", "", ""])
+    sw = job["stage_workers"]
+    if sw:
+        inside = sum(n["prepare_cpu"] + n["finish_cpu"] for n in sw)
+        start = sum(n["startup_cpu"] for n in sw)
+        rest = sum(n["process_cpu"] for n in sw) - inside - start
+        rows.append(["CPU-stage workers that ran a step: where their CPU went",
+                     f"{len(sw)} processes ({sum(n['prepare'] for n in sw)} prepare, {sum(n['finish'] for n in sw)} "
+                     f"finish): inside prepare + finish {inside:.1f} CPU-s ({corpus['words'] / inside:,.0f} words/CPU-s "
+                     f"against the ceiling's {ceiling['per_core_wps']:,.0f}), start-up before the first step "
+                     f"{start:.1f}, between the steps (transport, Ray Data's per-task work) {rest:.1f}", "", ""])
     text = table(["quantity", "value", "ratio to the job's ceiling", f"goal >= {GOAL}"], rows)
     result = {"corpus": corpus, "ceiling": ceiling, "cores": cores, "job_ceiling_wps": job_ceiling,
-              "rates": result_rates, "cpu": job["cpu"], "actors": job["actors"], "actor_process_cpu": actor_cpu,
+              "rates": result_rates, "cpu": job["cpu"], "actors": job["actors"], "stage_workers": job["stage_workers"], "actor_process_cpu": actor_cpu,
               "whitespace_words_per_job_word": per_ws, "run_json_this_run": this_run,
               "run_json_wall_seconds": rj.get("wall_seconds")}
     return text, result
@@ -456,6 +513,11 @@ def main(argv: list[str] | None = None) -> dict:
                               out / "ceiling", args.ceiling_shards)
     import ray.data  # noqa: F401 - the driver's imports before the job's clock, as the CLI has them
     job = run_fake_job(cfg, out / "fake_actor")
+    # The same measurement once more after the job: this machine's speed drifts by tens of percent
+    # between minutes, so the job is compared with the mean of the two.
+    after = measure_ceiling(job_config(corpus_path, out / "ceiling-after", args.actors, args.cpus_per_actor),
+                            out / "ceiling-after", args.ceiling_shards)
+    ceiling = both_ceilings(ceiling, after)
     text, result = report(corpus, ceiling, job, cores, args.actors, cfg.ray.cpus_per_actor)
     cmd = "python scripts/bench_pipeline.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     head = (f"`{cmd}`: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "

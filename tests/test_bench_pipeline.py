@@ -43,9 +43,11 @@ def test_ceiling_runs_the_job_stages_and_the_table_reports_against_it(tmp_path):
     bench = _bench()
     corpus = bench.make_corpus(tmp_path / "c.jsonl", 60)
     cfg = bench.job_config(tmp_path / "c.jsonl", tmp_path / "out", 1, None)
-    ceiling = bench.measure_ceiling(cfg, tmp_path / "out", 1)
+    ceiling = bench.both_ceilings(bench.measure_ceiling(cfg, tmp_path / "out", 1),
+                                  {"per_core_wps": 3.0})
     assert ceiling["docs"] == 60 and ceiling["words"] == corpus["words"]
-    assert ceiling["per_core_wps"] > 0 and 0 < ceiling["forward_share"] < 1
+    assert ceiling["before_wps"] > 0 and ceiling["after_wps"] == 3.0 and 0 < ceiling["forward_share"] < 1
+    assert ceiling["per_core_wps"] == (ceiling["before_wps"] + 3.0) / 2
     docs = pq.read_table(next((tmp_path / "out" / "docs").glob("part-*.parquet")))
     assert docs.num_rows == 60 and set(docs.column("status").to_pylist()) == {"ok"}
     shards = [{"finished_at": 100.0, "words": 1000}, {"finished_at": 102.0, "words": 2000},
@@ -54,10 +56,15 @@ def test_ceiling_runs_the_job_stages_and_the_table_reports_against_it(tmp_path):
     job = {"wall": 10.0, "run_json": {"this_run": {"words": ceiling["job_words"], "seconds": 8.0, "shards": 3},
                                       "wall_seconds": 9.5},
            "actors": [{"process_cpu": 1.0, "forward_wall": 0.1, "infer_cpu": 0.2}], "shard_stats": shards,
+           "started_at": 95.0, "run_json_mtime": 105.0,
+           "stage_workers": [{"startup_cpu": 1.5, "first_at": 97.0, "prepare_cpu": 2.0, "finish_cpu": 3.0,
+                              "prepare": 3, "finish": 3, "process_cpu": 7.0}],
            "cpu": {"seconds": {"cpu_stage_workers": 12.0, "model_actor": 1.0, "ray_processes": 2.0, "driver": 1.0},
                    "processes": {"cpu_stage_workers": 4, "model_actor": 1, "ray_processes": 5}}}
     text, result = bench.report(corpus, ceiling, job, 2, 1, 0.75)
     assert result["job_ceiling_wps"] == ceiling["per_core_wps"] * 2
     whole = result["rates"]["whole job (call -> run.json written)"]
     assert abs(whole["ratio"] - corpus["words"] / 10.0 / result["job_ceiling_wps"]) < 1e-9
-    assert text.startswith("| quantity |") and "goal >= 0.8" in text and text.count("\n") == 11
+    assert text.startswith("| quantity |") and "goal >= 0.8" in text and text.count("\n") == 13
+    assert "first prepare began 2.0" in text and "first shard written 5.0" in text and "run.json written 10.0" in text
+    assert "inside prepare + finish 5.0 CPU-s" in text and "start-up before the first step 1.5" in text

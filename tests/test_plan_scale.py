@@ -136,3 +136,18 @@ def test_cpu_stage_pools_grow_with_the_cores_beside_the_actors():
     assert stage_tasks(gpu_node, 16, 3) == 3  # never more tasks than shards
     assert stage_tasks(RayConfig(num_actors=8), 8, 100) == 8  # each actor fed
     assert stage_tasks(RayConfig(tasks_per_stage=5), 64, 100) == 5
+
+
+def test_cpu_stage_actor_pools_start_with_what_fits_and_never_wait_for_more():
+    from extract.core.job_config import RayConfig
+    from extract.job.runner_ray import stage_pool
+
+    # Ray Data waits for a pool's min_size actors forever: the minimum is 1 whatever is asked.
+    assert stage_pool(RayConfig(num_actors=1), 2, 24) == {"min_size": 1, "initial_size": 2, "max_size": 2}
+    # 2 model actors x 0.75 leave 0.5 CPU: one 0.25-CPU worker per stage fits at the start, 2 at most.
+    assert stage_pool(RayConfig(), 2, 100) == {"min_size": 1, "initial_size": 1, "max_size": 2}
+    # 40 workers asked on 4 CPUs: 3.25 CPUs left fit 6 per stage at 0.25 each.
+    assert stage_pool(RayConfig(num_actors=1, tasks_per_stage=40), 4, 100) == \
+        {"min_size": 1, "initial_size": 6, "max_size": 40}
+    # A model actor that takes every CPU still leaves each stage one worker to start with.
+    assert stage_pool(RayConfig(num_actors=1, cpus_per_actor=2), 2, 10)["initial_size"] == 1

@@ -96,14 +96,15 @@ class RayConfig:
     address: Optional[str] = None  # None: RAY_ADDRESS if set (ray job submit), else embedded local Ray
     num_actors: int = 2  # model replicas (actor pool size)
     cpus_per_actor: float = 0.75  # fractional, so the CPU stages (read/tokenise, decode/write) still fit
-    cpus_per_task: float = 0.25  # each read/tokenise and decode/write task
+    cpus_per_task: float = 0.25  # each read/tokenise and decode/write worker (an actor of its stage's pool)
     gpus_per_actor: float = 0.0  # set 1 (and inference.device: cuda) on a GPU cluster
     num_cpus: int = 0  # embedded local Ray only: CPUs it may use; 0 = all
     max_task_retries: int = 6  # a shard whose worker died is retried this often, then the job fails
     record_kill_limit: int = 1  # a record that killed this many one-by-one attempts becomes an error row
-    # CPU tasks at once per CPU stage (read/tokenise, decode/write); 0 = the cluster's CPUs left
-    # beside the model actors, shared by the two stages (at least 2): a 16-core GPU node with one
-    # actor runs 7 of each, a 2-core machine 2 (each new worker process pays seconds of imports).
+    # Workers (actors, each one shard at a time) per CPU stage (read/tokenise, decode/write): at most
+    # this many; 0 = the cluster's CPUs left beside the model actors, shared by the two stages (at
+    # least 2): a 16-core GPU node with one actor runs 7 of each, a 2-core machine 2. Each pool starts
+    # with as many as fit (extract/job/runner_ray.py ``stage_pool``).
     tasks_per_stage: int = 0
 
     def validate(self) -> None:

@@ -1,24 +1,20 @@
-"""The three stages as the functions and callable class Ray Data runs (extract/job/runner_ray.py
-builds the pipeline; this module imports no ray, so workers and tests import it cheaply). CPU
-stages build the processor without its model, once per worker process; the model stage loads it
-once per actor."""
+"""The three stages as the callable classes Ray Data runs (extract/job/runner_ray.py builds the
+pipeline; this module imports no ray, so workers and tests import it cheaply). Each stage is an
+actor pool: a CPU stage builds the processor without its model once per actor, the model stage
+loads it once per actor.
+
+Why actors for the CPU stages too: as Ray tasks, every new worker process paid Python, Ray's
+worker and the job's imports (~1.7 CPU-s on this machine), and Ray keeps only as many idle workers
+as the node has CPUs, so a job kept starting new ones: 12 worker processes for 24 shards,
+a quarter of the CPU stages' CPU time (scripts/bench_pipeline.py, 2 cores).
+"""
 from __future__ import annotations
 
 from typing import Any
 
-_STAGES: dict[str, Any] = {}
 
-
-def _stage(factory: tuple) -> Any:
-    key = repr(factory)  # the factory arrives unpickled anew with every task: key it by value
-    if key not in _STAGES:
-        cls, kwargs = factory
-        _STAGES[key] = cls(**kwargs, load_model=False)
-    return _STAGES[key]
-
-
-# A stage's output for one shard travels as one binary cell (extract/transport.py: numpy arrays
-# and a JSON tree of known types, no pickle).
+# A stage's output for one shard travels as one binary cell (extract/job/transport.py: numpy
+# arrays and a JSON tree of known types, no pickle).
 def _pack(payload: Any) -> dict:
     from extract.job import transport
 
@@ -31,20 +27,21 @@ def _unpack(batch: dict) -> list:
     return [transport.loads(bytes(b)) for b in batch["payload"]]
 
 
-def prepare(batch: dict, factory: tuple) -> dict:
-    from extract.job.stages import shard_from_json
+class Prepare:
+    """Read, tokenise, windows: one shard descriptor in, its payload out."""
 
-    (shard,) = batch["shard"]
-    return _pack(_stage(factory).prepare(shard_from_json(str(shard))))
+    def __init__(self, cls: Any, kwargs: dict):
+        self.stage = cls(**kwargs, load_model=False)
 
+    def __call__(self, batch: dict) -> dict:
+        from extract.job.stages import shard_from_json
 
-def finish(batch: dict, factory: tuple) -> dict:
-    (payload,) = _unpack(batch)
-    return {k: [v] for k, v in _stage(factory).finish(payload).items()}
+        (shard,) = batch["shard"]
+        return _pack(self.stage.prepare(shard_from_json(str(shard))))
 
 
 class Infer:
-    """The model stage as Ray Data's callable class: loads the model once per actor."""
+    """The model stage: forward passes only."""
 
     def __init__(self, cls: Any, kwargs: dict):
         self.stage = cls(**kwargs)
@@ -52,3 +49,14 @@ class Infer:
     def __call__(self, batch: dict) -> dict:
         (payload,) = _unpack(batch)
         return _pack(self.stage.infer(payload))
+
+
+class Finish:
+    """Merge windows, decode, write the shard's parts: its stats row out."""
+
+    def __init__(self, cls: Any, kwargs: dict):
+        self.stage = cls(**kwargs, load_model=False)
+
+    def __call__(self, batch: dict) -> dict:
+        (payload,) = _unpack(batch)
+        return {k: [v] for k, v in self.stage.finish(payload).items()}

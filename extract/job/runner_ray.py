@@ -1,4 +1,4 @@
-"""Run shards on Ray Data: from_items(shards) -> map_batches(processor class, actor pool).
+"""Run shards on Ray Data: from_items(shards) -> three map_batches, each an actor pool.
 
 The only module that imports ray. Shards are written by the job's own stages (resume per shard;
 Ray's write_parquet would append duplicates). With no address Ray starts embedded and local;
@@ -35,7 +35,7 @@ from typing import Any, Iterator
 from extract.core.job_config import RayConfig
 from extract.job.stages import shard_to_json
 from extract.core.types import Shard
-from extract.job.ray_stages import Infer, finish, prepare
+from extract.job.ray_stages import Finish, Infer, Prepare
 
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HF_HUB_OFFLINE")
@@ -148,22 +148,31 @@ def _inline() -> None:
 
 
 def stage_tasks(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> int:
-    """CPU tasks at once per CPU stage: ray.tasks_per_stage, or the CPUs the model actors leave,
-    split between the two stages (at least 2, and num_actors: each actor needs feeding). A bounded
-    pool, because every new worker process pays the imports (seconds of CPU); never more tasks than
-    shards (Ray Data warns about a pool larger than its input)."""
+    """Actors per CPU stage at most: ray.tasks_per_stage, or the CPUs the model actors leave,
+    split between the two stages (at least 2, and num_actors: each model actor needs feeding).
+    Never more than shards (Ray Data warns about a pool larger than its input)."""
     size = cfg.tasks_per_stage or max(2, cfg.num_actors,
                                       int((cluster_cpus - cfg.num_actors * cfg.cpus_per_actor) // 2))
     return max(1, min(size, n_shards))
 
 
+def stage_pool(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> dict:
+    """A CPU stage's actor pool: up to ``stage_tasks`` actors, starting with as many as fit beside
+    the model actors (both CPU stages alike), at least one. Ray Data waits for ``min_size`` actors
+    before it starts (DataContext.wait_for_min_actors_s -1), so the minimum is 1: a pool larger
+    than the cluster grows into what frees up instead of never starting."""
+    size = stage_tasks(cfg, cluster_cpus, n_shards)
+    fit = int((cluster_cpus - cfg.num_actors * cfg.cpus_per_actor) // (2 * cfg.cpus_per_task))
+    return {"min_size": 1, "initial_size": max(1, min(size, fit)), "max_size": size}
+
+
 def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfig, threads: int) -> Iterator[dict]:
-    """prepare (CPU tasks) -> infer (actor pool; forward passes only) -> finish (CPU tasks), one
-    shard per row, streamed: Ray Data's backpressure bounds how many shards are in flight."""
+    """prepare -> infer (forward passes only) -> finish, each an actor pool, one shard per row,
+    streamed: Ray Data's backpressure bounds how many shards are in flight."""
     if not shards:
         return
     import ray
-    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
+    from ray.data import ActorPoolStrategy, DataContext
 
     try:
         init(cfg)
@@ -188,27 +197,26 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     ctx.actor_init_retry_on_errors = False
     # Ray sets OMP_NUM_THREADS=1 in workers; give torch the CPUs the actor reserved instead.
     threads = threads or max(1, math.ceil(cfg.cpus_per_actor))
-    factory = (processor_cls, kwargs)
     ds = ray.data.from_items([{"shard": shard_to_json(s)} for s in shards], override_num_blocks=len(shards))
-    tasks = TaskPoolStrategy(size=stage_tasks(cfg, float(ray.cluster_resources().get("CPU", 0)), len(shards)))
-    ds = ds.map_batches(prepare, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
-                        batch_format="numpy", compute=tasks)
+    pool = stage_pool(cfg, float(ray.cluster_resources().get("CPU", 0)), len(shards))
+    # Every stage an actor pool: a worker pays its imports once (ray_stages.py says what tasks cost).
+    # A dead actor is replaced (max_restarts -1); each shard's retries are bounded here.
+    actor = {"batch_size": 1, "batch_format": "numpy", "max_restarts": -1, "max_task_retries": max_task_retries}
     with warnings.catch_warnings():
         # Ray 2.60 deprecates extra remote args but has no named parameter for these two yet.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated", category=DeprecationWarning)
+        ds = ds.map_batches(Prepare, fn_constructor_kwargs={"cls": processor_cls, "kwargs": kwargs},
+                            compute=ActorPoolStrategy(**pool), num_cpus=cfg.cpus_per_task, **actor)
         ds = ds.map_batches(
             Infer,
             fn_constructor_kwargs={"cls": processor_cls, "kwargs": {**kwargs, "threads": threads}},
-            batch_size=1,
-            batch_format="numpy",
             compute=ActorPoolStrategy(size=max(1, min(cfg.num_actors, len(shards)))),
             num_cpus=cfg.cpus_per_actor,
             num_gpus=cfg.gpus_per_actor or None,
-            max_restarts=-1,  # a dead actor is replaced; each shard's retries are bounded here:
-            max_task_retries=max_task_retries,
+            **actor,
         )
-    ds = ds.map_batches(finish, fn_kwargs={"factory": factory}, batch_size=1, num_cpus=cfg.cpus_per_task,
-                        batch_format="numpy", compute=tasks)
+        ds = ds.map_batches(Finish, fn_constructor_kwargs={"cls": processor_cls, "kwargs": kwargs},
+                            compute=ActorPoolStrategy(**pool), num_cpus=cfg.cpus_per_task, **actor)
     rows = iter(ds.iter_rows())
     finished = False
     try:
