@@ -122,7 +122,11 @@ class FakeShardProcessor(ShardProcessor):
         note[f"{step}_cpu"] += c1 - c0
         note[step] += 1
         note["process_cpu"] = c1
-        path = Path(self.stats_dir) / f"stage-{os.getpid()}.json"
+        self._write_note("stage", note)
+
+    def _write_note(self, kind: str, note: dict) -> None:
+        """<stats_dir>/<kind>-<pid>.json, replaced whole (the bench reads them after the job)."""
+        path = Path(self.stats_dir) / f"{kind}-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(note))
         tmp.replace(path)
@@ -150,10 +154,7 @@ class FakeShardProcessor(ShardProcessor):
             note = {"pid": os.getpid(), "shards": self.infer_shards, "infer_wall": self.infer_wall,
                     "infer_cpu": self.infer_cpu, "forward_wall": session.seconds, "forward_calls": session.calls,
                     "process_cpu": time.process_time()}
-            path = Path(self.stats_dir) / f"fake-{os.getpid()}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(note))
-            tmp.replace(path)
+            self._write_note("fake", note)
         return out
 
 

@@ -5,8 +5,8 @@ loads it once per actor.
 
 Why actors for the CPU stages too: as Ray tasks, every new worker process paid Python, Ray's
 worker and the job's imports (~1.7 CPU-s on this machine), and Ray keeps only as many idle workers
-as the node has CPUs, so a job kept starting new ones: 12 worker processes for 24 shards,
-a quarter of the CPU stages' CPU time (scripts/bench_pipeline.py, 2 cores).
+as the node has CPUs, so a job kept starting new ones: 12 worker processes ran the 48 steps of
+24 shards with 20.6 CPU-s of start-up; as actors, 4 with 7.1 (scripts/bench_pipeline.py, 2 cores).
 """
 from __future__ import annotations
 
@@ -27,11 +27,15 @@ def _unpack(batch: dict) -> list:
     return [transport.loads(bytes(b)) for b in batch["payload"]]
 
 
-class Prepare:
-    """Read, tokenise, windows: one shard descriptor in, its payload out."""
+class _CpuStage:
+    """A CPU stage's actor: the processor without its model (the tokenizer and settings only)."""
 
     def __init__(self, cls: Any, kwargs: dict):
         self.stage = cls(**kwargs, load_model=False)
+
+
+class Prepare(_CpuStage):
+    """Read, tokenise, windows: one shard descriptor in, its payload out."""
 
     def __call__(self, batch: dict) -> dict:
         from extract.job.stages import shard_from_json
@@ -51,11 +55,8 @@ class Infer:
         return _pack(self.stage.infer(payload))
 
 
-class Finish:
+class Finish(_CpuStage):
     """Merge windows, decode, write the shard's parts: its stats row out."""
-
-    def __init__(self, cls: Any, kwargs: dict):
-        self.stage = cls(**kwargs, load_model=False)
 
     def __call__(self, batch: dict) -> dict:
         (payload,) = _unpack(batch)
