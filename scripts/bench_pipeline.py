@@ -194,8 +194,9 @@ def count_arrays(blob: bytes) -> int:
     n = int.from_bytes(blob[8:16], "little")
 
     def walk(x: Any) -> int:
-        if isinstance(x, dict):
-            return (1 if "a" in x and isinstance(x["a"], list) else 0) + sum(walk(v) for v in x.values())
+        if isinstance(x, dict):  # "a": one array; "A": a column of arrays, one length each
+            own = 1 if isinstance(x.get("a"), list) else len(x["A"][3]) if isinstance(x.get("A"), list) else 0
+            return own + sum(walk(v) for v in x.values())
         if isinstance(x, list):
             return sum(walk(v) for v in x)
         return 0
