@@ -354,12 +354,15 @@ class CpuSampler:
         seconds = {"cpu_stage_workers": 0.0, "model_actor": 0.0, "ray_processes": 0.0}
         count = {k: 0 for k in seconds}
         titles: dict[str, set[str]] = {k: set() for k in seconds}
+        each = []  # per process, for result.json: which of Ray's processes cost what
         for pid, entry in self.seen.items():
             r = self.role(entry["titles"], actor_pids, pid)
             seconds[r] += entry["cpu"]
             count[r] += 1
             titles[r] |= entry["titles"]
-        return {"seconds": seconds, "processes": count, "names": {k: sorted(v) for k, v in titles.items()}}
+            each.append({"pid": pid, "role": r, "cpu": entry["cpu"], "titles": sorted(entry["titles"])})
+        return {"seconds": seconds, "processes": count, "names": {k: sorted(v) for k, v in titles.items()},
+                "each": sorted(each, key=lambda e: -e["cpu"])}
 
 
 def run_fake_job(cfg: Any, stats_dir: Path) -> dict:

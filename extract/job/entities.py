@@ -22,7 +22,8 @@ from extract.job.stages import Outcome, Processor
 from extract.core.types import Record
 from extract.job.driver import JobSpec, drive, write_json
 from extract.job.summary import drift, summarize
-from extract.model.loaded import check_model_dir, check_tokenizer, labels_settings, load_tokenizer, model_id, model_labels
+from extract.model.loaded import (check_model_dir, check_tokenizer, labels_settings, load_light_tokenizer, model_id,
+                                  model_labels, same_tokens)
 
 
 class ShardProcessor(Processor):
@@ -51,12 +52,15 @@ class ShardProcessor(Processor):
                                threads or cfg.inference.threads, cfg.inference.engine)
             self.model_id = model_id or self.loaded.model_id
             self._tokenizer = self.loaded.tokenizer
+            if self.loaded.tokenizer is not None:  # the CPU stages' tokenizer.json must agree with it
+                same_tokens(self.loaded.tokenizer, load_light_tokenizer(model_path), model_path)
 
     @property
     def tokenizer(self):
-        """Loaded on first use: the decode/write stage never needs it (nor transformers' import)."""
+        """Loaded on first use (the decode/write stage never needs it): without a model,
+        tokenizer.json alone, not transformers' (~5 CPU-s of imports a worker)."""
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model_path)
+            self._tokenizer = load_light_tokenizer(self.model_path)
         return self._tokenizer
 
     def features(self, text: str) -> Any:

@@ -138,6 +138,44 @@ def load_tokenizer(path: Path) -> Any:
     return tokenizer
 
 
+def load_light_tokenizer(path: Path) -> Any:
+    """tokenizer.json through the `tokenizers` library alone: what the read/tokenise workers use.
+    transformers' AutoTokenizer costs ~5 CPU-s to import and build (torch with it), this 0.09, and
+    each CPU-stage worker paid it before its first shard. ``same_tokens`` checks, where the model
+    loads, that the two agree for the folder. No truncation or padding: whole documents."""
+    from tokenizers import Tokenizer
+
+    check_tokenizer(path)
+    tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+# Cased and lowercase words, accents and ligatures, CJK, a special token written in the text, an
+# e-mail, numbers, odd spaces and an emoji: where a tokenizer's settings outside tokenizer.json
+# would show (a lowercasing, accent-stripping or added-token difference).
+PROBE = ("Dr. \u00c9mile O'Neill-Smith (ACME Corp.) flew from S\u00e3o Paulo to K\u00f6ln and \u6771\u4eac "
+         "on 3.5% fuel; [CLS] mail: a.b@c.org \ufb01nal na\u00efve CAF\u00c9 \t tab\u00a0nbsp \U0001f642 \u2026 end")
+
+
+def same_tokens(tokenizer: Any, light: Any, path: Path) -> None:
+    """The model's transformers tokenizer and tokenizer.json alone give the same wordpieces,
+    offsets and words on ``PROBE``, or a clear error (the CPU stages would mis-tokenise)."""
+    import numpy as np
+
+    from extract.text.windows import encode
+
+    a, b = encode(PROBE, tokenizer), encode(PROBE, light)
+    for field in ("ids", "starts", "ends", "word_ids"):
+        if not np.array_equal(getattr(a, field), getattr(b, field)):
+            raise ValueError(
+                f"{path}: tokenizer.json alone tokenizes differently from transformers' tokenizer for this "
+                f"folder ({field} differ on a probe text); the read/tokenise workers load tokenizer.json alone. "
+                "Save the tokenizer again with tokenizer.save_pretrained(folder) so tokenizer.json holds all "
+                "of its settings.")
+
+
 def tokenizer_labels_settings(path: Path) -> tuple[Any, list[str], dict]:
     """What every engine reads beside the weights: the fast tokenizer, the label names in id order
     and ``ner_settings`` over the defaults."""

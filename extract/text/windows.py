@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from extract.text.casing import casing_ids
 
@@ -56,12 +57,15 @@ def _extend_over_marks(text: str, end: int, limit: int) -> int:
 
 def encode(text: str, tokenizer) -> Encoded:
     """Tokenize a whole document (no special tokens, no truncation)."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
-                    return_attention_mask=False, return_token_type_ids=False, verbose=False)
-    raw = enc["offset_mapping"]
+    if isinstance(tokenizer, Tokenizer):  # tokenizer.json alone (extract/model/loaded.py, the CPU stages)
+        one = tokenizer.encode(text, add_special_tokens=False)
+        ids, raw, raw_words = one.ids, one.offsets, one.word_ids
+    else:  # transformers' fast tokenizer
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                        return_attention_mask=False, return_token_type_ids=False, verbose=False)
+        ids, raw, raw_words = enc["input_ids"], enc["offset_mapping"], enc.word_ids()
     limits = [s for s, _ in raw[1:]] + [len(text)]
     offsets = [(s, _extend_over_marks(text, e, lim)) for (s, e), lim in zip(raw, limits)]
-    raw_words = enc.word_ids()
     # Renumber words densely from 0 (the tokenizer already does; this guards other backends).
     word_ids, prev, n = [], None, -1
     for w in raw_words:
@@ -71,7 +75,7 @@ def encode(text: str, tokenizer) -> Encoded:
         word_ids.append(n)
     as_array = lambda xs: np.asarray(xs, dtype=np.int64).reshape(-1)  # noqa: E731
     return Encoded(
-        ids=as_array(enc["input_ids"]),
+        ids=as_array(ids),
         starts=as_array([s for s, _ in offsets]),
         ends=as_array([e for _, e in offsets]),
         word_ids=as_array(word_ids),
