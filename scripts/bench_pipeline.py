@@ -52,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from extract.job.entities import ShardProcessor  # noqa: E402
-from extract.model.loaded import Loaded  # noqa: E402
+from extract.model.loaded import Loaded, load_tokenizer  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"
 CONFIG = ROOT / "configs" / "extract.yaml"
@@ -103,7 +103,7 @@ class FakeShardProcessor(ShardProcessor):
         self.infer_wall = self.infer_cpu = 0.0
         self.infer_shards = 0
         if load_model:
-            self.loaded = Loaded(model=None, tokenizer=self.tokenizer, labels=list(self.labels),
+            self.loaded = Loaded(model=None, tokenizer=load_tokenizer(self.model_path), labels=list(self.labels),
                                  settings=self.settings, device="cpu", dtype=None, model_id=self.model_id,
                                  engine="fake-random-logits",
                                  session=FakeSession(len(self.labels), self.seed + os.getpid() % 1000))
@@ -257,6 +257,9 @@ def measure_ceiling(cfg: Any, out: Path, n_shards: int) -> dict:
             entities += int(stats["entities"])
     finally:
         os.sched_setaffinity(0, before)
+    if not entities:  # random logits find entities; none means every record failed its model stage
+        raise SystemExit(f"the fake model found no entities in {docs} docs: its model stage failed "
+                         f"(see the error column of {out}/docs)")
     both = cpu["prepare"] + cpu["finish"]
     with_transport = both + cpu["transport_cpu_tasks"]
     return {"shards": len(todo), "docs": docs, "words": words, "job_words": job_words, "entities": entities,

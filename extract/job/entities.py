@@ -2,8 +2,10 @@
 run.json. Its stages: tokenise and cut windows (CPU), forward passes (the model actor), combine
 windows, decode spans and write entity rows (CPU).
 
-Only the model stage loads the model; the CPU stages load the tokenizer alone, so a CPU task
-starts in a fraction of a second and never holds model weights.
+Only the model stage loads the model; the CPU stages load tokenizer.json alone (the `tokenizers`
+library: no transformers or torch import, ~5 CPU-s less a worker), so a CPU worker starts in a
+fraction of a second and never holds model weights. The model stage checks that the two
+tokenizers agree (extract/model/loaded.py ``same_tokens``).
 """
 from __future__ import annotations
 
