@@ -86,7 +86,7 @@ class _Writer:
                 whole = np.concatenate(xs) if len(xs) > 1 else first
                 return {"A": [dt.str, list(tail), self.array_bytes(whole), lengths]}
         if dataclasses.is_dataclass(first) and kind.__name__ in self.known:
-            return {"D": kind.__name__, "n": len(xs),
+            return {"D": kind.__name__,
                     "c": {f.name: self.seq([getattr(x, f.name) for x in xs]) for f in dataclasses.fields(first)}}
         if kind in (list, tuple):
             return {"L" if kind is list else "T": [[len(x) for x in xs], self.seq(list(itertools.chain(*xs)))]}
@@ -144,9 +144,8 @@ def loads(data: bytes) -> Any:
             return _cut(whole, lengths)  # type: ignore[arg-type]
         if "D" in x:
             cls = known[x["D"]]
-            columns = {k: seq(v) for k, v in x["c"].items()}
-            rows = zip(*columns.values()) if columns else ((),) * x["n"]
-            return [cls(**dict(zip(columns, row))) for row in rows]
+            columns = {k: seq(v) for k, v in x["c"].items()}  # every known type has fields
+            return [cls(**dict(zip(columns, row))) for row in zip(*columns.values())]
         if "L" in x:
             lengths, flat = x["L"]
             return _cut(seq(flat), lengths)

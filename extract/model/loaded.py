@@ -143,10 +143,7 @@ def load_light_tokenizer(path: Path) -> Any:
     transformers' AutoTokenizer costs ~5 CPU-s to import and build (torch with it), this 0.09, and
     each CPU-stage worker paid it before its first shard. ``same_tokens`` checks, where the model
     loads, that the two agree for the folder. No truncation or padding: whole documents."""
-    from tokenizers import Tokenizer
-
-    check_tokenizer(path)
-    tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+    tokenizer = check_tokenizer(path)
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
@@ -182,8 +179,9 @@ def tokenizer_labels_settings(path: Path) -> tuple[Any, list[str], dict]:
     return (load_tokenizer(path), *labels_settings(path))
 
 
-def check_tokenizer(path: Path) -> None:
-    """tokenizer.json must parse (with the light `tokenizers` library: no torch in the driver)."""
+def check_tokenizer(path: Path) -> Any:
+    """tokenizer.json must parse (with the light `tokenizers` library: no torch in the driver);
+    returns it as loaded."""
     from tokenizers import Tokenizer
 
     file = Path(path) / "tokenizer.json"
@@ -191,7 +189,7 @@ def check_tokenizer(path: Path) -> None:
         raise ValueError(f"{path} has no tokenizer.json: a fast tokenizer is needed for character offsets; "
                          "save it with tokenizer.save_pretrained(...).")
     try:
-        Tokenizer.from_file(str(file))
+        return Tokenizer.from_file(str(file))
     except Exception as exc:  # noqa: BLE001 - any parse error means an unusable tokenizer
         raise ValueError(f"{file} does not load ({type(exc).__name__}: {exc}).") from None
 
