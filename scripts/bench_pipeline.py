@@ -297,6 +297,20 @@ def _proc_stat(pid: str) -> tuple[int, float, float, str] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick, cmd
 
 
+def _children(pid: int) -> list[int]:
+    """A live process's children, from each of its threads' /proc children list."""
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                kids += [int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return kids
+
+
 SYSTEM_ACTORS = ("_StatsActor", "ActorLocationTracker", "_AutoscalingCoordinatorActor", "DashboardAgent",
                  "RuntimeEnvAgent")
 
@@ -328,22 +342,18 @@ class CpuSampler:
             self.sample()
 
     def sample(self) -> None:
-        procs: dict[int, tuple[int, float, float, str]] = {}
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                info = _proc_stat(pid)
-                if info:
-                    procs[int(pid)] = info
-        kids: dict[int, list[int]] = {}
-        for pid, info in procs.items():
-            kids.setdefault(info[0], []).append(pid)
-        todo = list(kids.get(os.getpid(), []))
+        # From this process down through /proc/<pid>/task/*/children: only the job's own processes
+        # are read (a scan of every pid in /proc cost this driver ~5 CPU-s in a 100 s job).
+        todo = _children(os.getpid())
         while todo:
             pid = todo.pop()
-            todo += kids.get(pid, [])
+            info = _proc_stat(str(pid))
+            if info is None:
+                continue
+            todo += _children(pid)
             entry = self.seen.setdefault(pid, {"cpu": 0.0, "titles": set()})
-            entry["cpu"] = max(entry["cpu"], procs[pid][1])
-            entry["titles"].add(procs[pid][3].split(" ")[0][:80] if procs[pid][3] else "?")
+            entry["cpu"] = max(entry["cpu"], info[1])
+            entry["titles"].add(info[3].split(" ")[0][:80] if info[3] else "?")
 
     def role(self, titles: set[str], actor_pids: set[int], pid: int) -> str:
         if pid in actor_pids or any(self.actor_hint in t for t in titles):

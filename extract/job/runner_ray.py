@@ -147,6 +147,20 @@ def _inline() -> None:
     op._nerbatch_inline = True
 
 
+def _no_idle_downscaling(ctx: Any) -> None:
+    """A pool shrinks when its inputs are all consumed (at the end), or when it takes more than the
+    resources Ray Data allots it, never because it was briefly under-used. Ray Data's default
+    removes an actor whenever half a pool's slots are idle: a Finish pool of 2 waiting on the model
+    lost an actor 18 s into a 24-shard job and, 1.5 s later with two shards queued, started a new
+    one paying a worker's start-up again (~3 CPU-s; Ray Data's log, 2 cores). The pools are sized
+    to the cluster when they start, so an idle actor waits for the next shard instead."""
+    import dataclasses
+
+    config = getattr(ctx, "autoscaling_config", None)
+    if config is not None and hasattr(config, "actor_pool_util_downscaling_threshold"):
+        ctx.autoscaling_config = dataclasses.replace(config, actor_pool_util_downscaling_threshold=-1.0)
+
+
 def stage_tasks(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> int:
     """Actors per CPU stage at most: ray.tasks_per_stage, or the CPUs the model actors leave,
     split between the two stages (at least 2, and num_actors: each model actor needs feeding).
@@ -195,6 +209,7 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     # A model that does not load fails on every actor alike: stop at the first, no in-actor retries.
     ctx.max_consecutive_actor_init_deaths = 0
     ctx.actor_init_retry_on_errors = False
+    _no_idle_downscaling(ctx)
     # Ray sets OMP_NUM_THREADS=1 in workers; give torch the CPUs the actor reserved instead.
     threads = threads or max(1, math.ceil(cfg.cpus_per_actor))
     ds = ray.data.from_items([{"shard": shard_to_json(s)} for s in shards], override_num_blocks=len(shards))
