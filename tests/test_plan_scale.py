@@ -142,7 +142,7 @@ def test_cpu_stage_actor_pools_start_with_what_fits_and_never_wait_for_more():
     from extract.core.job_config import RayConfig
     from extract.job.runner_ray import stage_pool
 
-    # Ray Data waits for a pool's min_size actors forever: the minimum is 1 whatever is asked.
+    # Ray Data reserves a pool's min_size actors' CPUs and never shrinks it below: the minimum is 1.
     assert stage_pool(RayConfig(num_actors=1), 2, 24) == {"min_size": 1, "initial_size": 2, "max_size": 2}
     # 2 model actors x 0.75 leave 0.5 CPU: one 0.25-CPU worker per stage fits at the start, 2 at most.
     assert stage_pool(RayConfig(), 2, 100) == {"min_size": 1, "initial_size": 1, "max_size": 2}

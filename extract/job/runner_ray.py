@@ -172,9 +172,12 @@ def stage_tasks(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> int:
 
 def stage_pool(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> dict:
     """A CPU stage's actor pool: up to ``stage_tasks`` actors, starting with as many as fit beside
-    the model actors (both CPU stages alike), at least one. Ray Data waits for ``min_size`` actors
-    before it starts (DataContext.wait_for_min_actors_s -1), so the minimum is 1: a pool larger
-    than the cluster grows into what frees up instead of never starting."""
+    the model actors (both CPU stages alike), at least one. The minimum is 1 because Ray Data
+    (2.60) reserves ``min_size`` actors' CPUs for a pool in its resource budget and never takes a
+    pool below ``min_size`` when the budget is exceeded: a larger minimum on a small cluster would
+    reserve more than there is. It starts ``initial_size`` actors without waiting for them
+    (DataContext.wait_for_min_actors_s -1), so a pool that cannot place them all runs with what
+    started and grows into what frees up."""
     size = stage_tasks(cfg, cluster_cpus, n_shards)
     fit = int((cluster_cpus - cfg.num_actors * cfg.cpus_per_actor) // (2 * cfg.cpus_per_task))
     return {"min_size": 1, "initial_size": max(1, min(size, fit)), "max_size": size}
