@@ -65,6 +65,10 @@ def test_ceiling_runs_the_job_stages_and_the_table_reports_against_it(tmp_path):
     assert result["job_ceiling_wps"] == ceiling["per_core_wps"] * 2
     whole = result["rates"]["whole job (call -> run.json written)"]
     assert abs(whole["ratio"] - corpus["words"] / 10.0 / result["job_ceiling_wps"]) < 1e-9
-    assert text.startswith("| quantity |") and "goal >= 0.8" in text and text.count("\n") == 13
+    assert text.startswith("| quantity |") and "goal >= 0.8" in text and text.count("\n") == 15
     assert "first prepare began 2.0" in text and "first shard written 5.0" in text and "run.json written 10.0" in text
+    # against the steps' own rate in the job (words / 5.0 CPU-s, x 2 cores): (words / 10 s) / (2 words / 5)
+    assert abs(whole["ratio_to_in_job_steps"] - 0.25) < 1e-9
+    assert any(line.startswith("| the same against the job's own steps") and "| 0.25 | not met |" in line
+               for line in text.splitlines())
     assert "inside prepare + finish 5.0 CPU-s" in text and "start-up before the first step 1.5" in text
