@@ -1,9 +1,10 @@
 """Write case variants of a CoNLL file: every token lowercased, UPPERCASED or Title-Cased, gold tags
-unchanged, so ``python -m training evaluate`` measures how a model holds up on text written without
+unchanged, or "chat" (lowercased, and tokens that are only punctuation dropped where their tag is O), so
+``python -m training evaluate`` measures how a model holds up on text written without
 newswire casing. The re-casing is training/augment.py's ``recase`` (the one the training windows use).
 
     python scripts/case_variants.py ../shared/data/conll2003/valid.txt --out runs/case_dev
-    # -> runs/case_dev/valid.lower.txt, valid.upper.txt, valid.title.txt
+    # -> runs/case_dev/valid.lower.txt, valid.upper.txt, valid.title.txt, valid.chat.txt
 
 The output is derived from CoNLL-2003 (research licence): keep it under runs/, out of git.
 """
@@ -12,15 +13,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import unicodedata
+
 from training.augment import MODES, recase
+
+VARIANTS = (*MODES, "chat")
+
+
+def _punctuation(token: str) -> bool:
+    return all(unicodedata.category(c).startswith(("P", "S")) for c in token)
 
 
 def variant_lines(lines: list[str], mode: str) -> list[str]:
+    """``mode`` "chat" is chat-like text: lower case, no punctuation tokens (an entity's own stay)."""
     out = []
     for line in lines:
         token, sep, rest = line.partition(" ")
         if not token or token == "-DOCSTART-":
             out.append(line)
+        elif mode == "chat":
+            if not (_punctuation(token) and rest.split()[-1] == "O"):
+                out.append(recase(token, "lower") + sep + rest)
         else:
             out.append(recase(token, mode) + sep + rest)
     return out
@@ -30,7 +43,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("conll", help="a CoNLL file (token first on each line), e.g. valid.txt")
     p.add_argument("--out", required=True, help="folder for <name>.<mode>.txt")
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated: lower,upper,title")
+    p.add_argument("--modes", default=",".join(VARIANTS), help="comma-separated: lower,upper,title,chat")
     args = p.parse_args()
     src = Path(args.conll)
     lines = src.read_text(encoding="utf-8").splitlines()

@@ -10,7 +10,7 @@ fi
 . .venv/bin/activate
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet -e ".[train,spacy,test]"
+  python -m pip install --quiet -e ".[train,spacy,test,docs]"  # docs: mkdocs for the site in docs/
   touch .venv/.installed
 fi
 # The released model's ONNX graph (inference.engine: onnx) is derived from its safetensors, so it is

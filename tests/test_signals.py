@@ -112,14 +112,15 @@ def test_a_signal_stops_the_runner_cleanly_and_a_rerun_completes(tiny_model_dir,
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_both_runners_write_bit_identical_tables_at_default_threads_with_the_real_model(tmp_path):
+def test_both_runners_write_bit_identical_tables_at_equal_threads_with_the_real_model(tmp_path):
     """The bundled model on 13 shards of the sample (input.shard_bytes=12000), inference.threads
-    left at 0: scores, offsets and every docs column equal to the last bit."""
+    set to the same count on both (the local default is the machine's cores, a Ray actor's its
+    reserved CPUs): scores, offsets and every docs column equal to the last bit."""
     outs = {}
     for runner in ("local", "ray"):
         out = outs[runner] = tmp_path / runner
         r = _run(["--set", f"output.path={out}", "--set", f"runner={runner}", "--set", "input.shard_bytes=12000",
-                  "--set", "show_progress=false", "--show", "0"])
+                  "--set", "inference.threads=2", "--set", "show_progress=false", "--show", "0"])
         assert r.returncode == 0, r.stderr
         assert "13 shards planned" in r.stdout
         check_sample_output(out)
@@ -129,9 +130,10 @@ def test_both_runners_write_bit_identical_tables_at_default_threads_with_the_rea
     assert ents_l.column("score").to_pylist() == ents_r.column("score").to_pylist()
 
 
-def test_the_driver_gives_both_runners_one_thread_count(monkeypatch, tmp_path):
-    """Local and Ray model replicas run with the same torch threads, resolved once in the driver:
-    inference.threads, or when 0 the CPUs of one Ray model actor (rounded up)."""
+def test_the_driver_resolves_each_runners_thread_count(monkeypatch, tmp_path):
+    """Model replicas' torch threads, resolved once in the driver: inference.threads on both
+    runners; when 0, the process's cores on the local runner and the CPUs of one Ray model actor
+    (rounded up) on Ray."""
     from extract.core.job_config import InputConfig, RayConfig
     from extract.job import driver, runner_local, runner_ray
 
@@ -146,11 +148,13 @@ def test_the_driver_gives_both_runners_one_thread_count(monkeypatch, tmp_path):
     monkeypatch.setattr(runner_local, "run_local", runner("local"))
     monkeypatch.setattr(runner_ray, "run_ray", runner("ray"))
     monkeypatch.setattr(runner_ray, "log_dir", lambda: None)
-    for threads, ray_cfg, expected in ((0, RayConfig(), 1), (0, RayConfig(cpus_per_actor=2.5), 3),
-                                       (4, RayConfig(cpus_per_actor=2.5), 4)):
+    monkeypatch.setattr(driver.os, "sched_getaffinity", lambda pid: {0, 1, 2, 5, 7})
+    for threads, ray_cfg, expected in ((0, RayConfig(), {"local": 5, "ray": 1}),
+                                       (0, RayConfig(cpus_per_actor=2.5), {"local": 5, "ray": 3}),
+                                       (4, RayConfig(cpus_per_actor=2.5), {"local": 4, "ray": 4})):
         seen.clear()
         for name in ("local", "ray"):
             job = driver.JobSpec(object, {}, InputConfig(), str(tmp_path), {}, [], "entities", name, ray_cfg,
                                  threads, False)
             driver.execute(job, str(tmp_path), [])
-        assert seen == {"local": expected, "ray": expected}
+        assert seen == expected

@@ -100,7 +100,8 @@ def _label(args) -> int:
     from extract.core.config import load
     from training.label import LabelConfig, run
 
-    run(load(LabelConfig, args.config, args.set))
+    command = " ".join(["python -m training label --config", args.config, *(f"--set {x}" for x in args.set)])
+    run(load(LabelConfig, args.config, args.set), command=command)
     return 0
 
 

@@ -27,7 +27,10 @@ class DataConfig:
     dev: str = "../shared/data/conll2003/valid.txt"
     types: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
     context: Literal["document", "sentence"] = "document"
-    silver: tuple[str, ...] = ()  # Parquet files/folders written by `training label`, or hub dataset ids owner/name
+    # Kept silver folders (data/silver: manifest.json + labels, no text), Parquet files/folders written by
+    # `training label`, or hub dataset ids owner/name
+    silver: tuple[str, ...] = ()
+    silver_root: str = "../shared/data"  # where a kept silver set's sources are (its manifest's paths are relative)
     silver_max_docs: int = 0  # 0 = all; else a random sample (seed run.seed) of teacher silver, the first N of job silver
     cache_dir: str = ""  # datasets' Arrow copies and cached silver windows; "" = <run.output>/cache/datasets
     corrections: tuple[str, ...] = ()  # JSONL from `python -m training corrections` (human-corrected docs)

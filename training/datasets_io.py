@@ -127,14 +127,22 @@ def _named_group(name: str, cache_dir: str) -> tuple[list[str], object]:
     return theirs, ds
 
 
-def open_silver(sources: Sequence[str], labels: Sequence[str], cache_dir: str):
+def open_silver(sources: Sequence[str], labels: Sequence[str], cache_dir: str, data_root: str = "../shared/data"):
     """All silver documents as one Dataset (text, word_start, probs, label_set) and, per label_set,
-    (number of teacher labels, column order giving the student's labels)."""
+    (number of teacher labels, column order giving the student's labels). A kept set (a folder with
+    manifest.json, training/silver_store.py) is checked against its sources and joined to their text."""
     import datasets
+
+    from training.silver_store import is_kept, unpack
 
     parts, label_sets, base = [], [], None
     for source in map(str, sources):
-        groups = _local_groups(source, cache_dir) if _is_parts(source) else [_named_group(source, cache_dir)]
+        if is_kept(source):
+            groups = [g for f in unpack(source, data_root, cache_dir) for g in _local_groups(f, cache_dir)]
+        elif _is_parts(source):
+            groups = _local_groups(source, cache_dir)
+        else:
+            groups = [_named_group(source, cache_dir)]
         for theirs, ds in groups:
             order = label_order(theirs, labels, source)
             key = (len(theirs), tuple(order))
@@ -292,12 +300,12 @@ class Examples(_Indexed):
 def silver_windows(sources: Sequence[str], labels: Sequence[str], tokenizer, max_length: int, stride: int,
                    casing: bool, max_docs: int, seed: int, cache_dir: str,
                    log: Callable[[str], None] = lambda s: print(s, flush=True),
-                   augment: Optional[CaseAugment] = None) -> ArrowWindows:
+                   augment: Optional[CaseAugment] = None, data_root: str = "../shared/data") -> ArrowWindows:
     """``data.silver`` -> cached Arrow training windows (see the module docstring)."""
     t0 = time.time()
     cache_dir = str(Path(cache_dir))
     Path(cache_dir, "windows").mkdir(parents=True, exist_ok=True)
-    raw, label_sets = open_silver(sources, labels, cache_dir)
+    raw, label_sets = open_silver(sources, labels, cache_dir, data_root)
     docs = sample_docs(raw, max_docs, seed)
     fp = windows_fingerprint(docs, label_sets, labels, tokenizer, max_length, stride, casing, augment)
     calls = [0]

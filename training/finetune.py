@@ -47,7 +47,8 @@ def run(cfg: TrainConfig) -> dict:
 
         train += silver_windows(cfg.data.silver, labels, tokenizer, cfg.model.max_length, cfg.model.stride,
                                 cfg.model.casing, cfg.data.silver_max_docs, cfg.run.seed,
-                                cfg.data.cache_dir or str(out / "cache" / "datasets"), augment=augment)
+                                cfg.data.cache_dir or str(out / "cache" / "datasets"), augment=augment,
+                                data_root=cfg.data.silver_root)
     job_facts = {}
     if cfg.data.silver_jobs:  # a batch job's predictions (entity scores on their tags) as silver
         from training.job_silver import read_job_silver

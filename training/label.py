@@ -24,6 +24,18 @@ from training.teachers import Ensemble, TeacherConfig
 
 
 @dataclass(frozen=True)
+class KeepConfig:
+    """Where the labels are kept in git (training/silver_store.py): "" = not kept (runs/ only)."""
+    dir: str = ""  # e.g. data/silver: <dir>/<name>.parquet and <dir>/manifest.json
+    name: str = ""  # the source's name in the manifest, e.g. reuters
+    data_root: str = "../shared/data"  # input paths are recorded relative to it
+
+    def validate(self) -> None:
+        if self.dir and not self.name:
+            raise ConfigError("keep.name: give the source a name (e.g. reuters) when keep.dir is set.")
+
+
+@dataclass(frozen=True)
 class LabelConfig:
     runner: Literal["ray", "local"] = "local"
     input: InputConfig = field(default_factory=InputConfig)
@@ -31,6 +43,7 @@ class LabelConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    keep: KeepConfig = field(default_factory=KeepConfig)
     show_progress: bool = True
 
     def validate(self) -> None:
@@ -54,7 +67,7 @@ class SilverProcessor(Processor):
     data_dir = "silver"
 
     def __init__(self, cfg: LabelConfig, out: str, threads: int = 0, load_model: bool = True):
-        super().__init__(out, cfg.input, cfg.ray.record_kill_limit)
+        super().__init__(out, cfg.input, cfg.ray.record_kill_limit, cfg.inference.piece_chars)
         self.cfg = cfg
         self.labels = bio_labels(cfg.teacher.types)
         icfg = cfg.inference
@@ -73,7 +86,19 @@ class SilverProcessor(Processor):
                             self.labels, to_dict(self.cfg.teacher))
 
 
-def run(cfg: LabelConfig, overwrite: bool = False) -> dict:
+def teacher_facts(cfg: LabelConfig) -> dict:
+    """The teacher as the manifest records it: its config and each member's dev scores."""
+    import json
+
+    members = []
+    for m in cfg.teacher.models:
+        metrics = Path(m) / "metrics.json"
+        dev = json.loads(metrics.read_text())["dev"] if metrics.is_file() else {}
+        members.append({"model": m, "dev_f1": dev.get("f1"), "dev_f1_plo": dev.get("f1_plo")})
+    return {**to_dict(cfg.teacher), "members": members}
+
+
+def run(cfg: LabelConfig, overwrite: bool = False, command: str = "") -> dict:
     t0 = time.time()
     settings = {"input": to_dict(cfg.input), "teacher": to_dict(cfg.teacher),
                 "inference": {"device": cfg.inference.device, "dtype": cfg.inference.dtype,
@@ -86,6 +111,14 @@ def run(cfg: LabelConfig, overwrite: bool = False) -> dict:
     report = {"config": to_dict(cfg), "input": facts["input"], "documents": summary["documents"],
               "by_status": summary["by_status"], "words": summary["words"], "this_run": this_run,
               "wall_seconds": round(time.time() - t0, 2), "complete": facts["complete"]}
+    if cfg.keep.dir and facts["complete"]:
+        from training.silver_store import pack
+
+        entry = pack(sorted(Path(str(out), "silver").glob("part-*.parquet")), cfg.keep.dir, cfg.keep.name, cfg.input,
+                     cfg.keep.data_root, teacher_facts(cfg), command)
+        report["kept"] = {k: entry[k] for k in ("name", "labels_file", "bytes", "docs", "words")}
+        print(f"kept: {entry['docs']:,} documents' labels in {cfg.keep.dir}/{entry['labels_file']} "
+              f"({entry['bytes'] / 1e6:.1f} MB) and {cfg.keep.dir}/manifest.json", flush=True)
     write_json(fs.join(str(out), "run.json"), report)
     print(f"silver: {summary['by_status']['ok']:,} documents, {summary['words']:,} words labelled -> "
           f"{fs.join(str(out), 'silver')}; {this_run['words_per_second'] or 0:,.0f} words/s this run", flush=True)

@@ -35,7 +35,7 @@ import os
 import posixpath
 import re
 import threading
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Iterable, Union
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
@@ -354,6 +354,34 @@ def write_parquet_atomic(table: pa.Table, uri: str) -> None:
     buf = pa.BufferOutputStream()  # complete before anything goes up: a failed write uploads nothing
     pq.write_table(table, buf, compression="zstd")
     write_bytes_atomic(uri, buf.getvalue())
+
+
+def write_parquet_stream_atomic(tables: Iterable[pa.Table], schema: pa.Schema, uri: str) -> None:
+    """Tables appended as row groups of one zstd Parquet file, written atomically, holding one table
+    at a time in memory (a shard assembled from its pieces): local files by ``write_local_atomic``,
+    other stores by a temporary name and a move, so a failed write never shows a partial file."""
+    fs, path = resolve(uri)
+
+    def fill(sink) -> None:
+        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            for t in tables:
+                writer.write_table(t.cast(schema) if t.schema != schema else t)
+
+    if fs is LOCAL:
+        write_local_atomic(path, fill)
+        return
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    tmp = _tmp_name(path)
+    try:
+        with fs.open_output_stream(tmp, compression=None) as out:
+            fill(out)
+        fs.move(tmp, path)
+    except BaseException:
+        try:
+            fs.delete_file(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def delete(uri: str, missing_ok: bool = False) -> None:

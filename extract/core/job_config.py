@@ -60,10 +60,15 @@ class ModelConfig:
 class InferenceConfig:
     batch_size: int = 32  # at most this many windows per forward pass, sorted by length
     batch_tokens: int = 0  # and at most this many padded wordpieces; 0 = batch_size x max_length
+    # A shard's records go through the stages in pieces of at most this many characters of text
+    # (a longer record is a piece alone): a worker holds one piece's tokens, windows and outputs, so
+    # its memory is flat in the shard size (~60 MB at the default, on top of the model).
+    piece_chars: int = 200_000
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # GPU is opt-in: see ray.gpus_per_actor
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # fp16/bf16 autocast on GPU only
-    # torch / ONNX Runtime threads per worker, the same on both runners (thread counts may change
-    # float sums, so one number keeps local and Ray tables identical); 0 = ceil(ray.cpus_per_actor)
+    # torch / ONNX Runtime threads of a model replica; 0 = runner local: the process's cores, ray:
+    # ceil(ray.cpus_per_actor). Thread counts may change float sums in the last bits: set one number to
+    # compare runners bit for bit
     threads: int = 0
     # onnx: the forward pass in ONNX Runtime (CPU, fp32) from MODEL_DIR/model.onnx, written at release
     # or by `python -m extract export-onnx MODEL_DIR`; +14-17% words/s on 2 cores, same predictions.
@@ -74,6 +79,9 @@ class InferenceConfig:
     def validate(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"inference.batch_size: expected >= 1, found {self.batch_size}.")
+        if self.piece_chars < 1000:
+            raise ConfigError(f"inference.piece_chars: expected >= 1000 characters (default 200000), found "
+                              f"{self.piece_chars}.")
         if self.engine != "torch" and (self.device == "cuda" or self.dtype != "fp32"):
             raise ConfigError(f"inference.engine: {self.engine} runs on the CPU (fp32 activations), found device {self.device!r} and dtype "
                               f"{self.dtype!r}; set inference.device: cpu and inference.dtype: fp32, or use "

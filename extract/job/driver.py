@@ -173,19 +173,29 @@ def write_json(path: str, data: dict) -> None:
     fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
-def resolve_threads(threads: int, ray_cfg: RayConfig) -> int:
-    """torch / ONNX Runtime threads of a model replica, the same on both runners: a forward pass
-    with another thread count may sum in another order and change a score in its last bits, and
-    both runners must write identical tables. ``inference.threads``, or when 0 the CPUs a Ray
-    model actor reserves (``ray.cpus_per_actor``, rounded up; Ray's workers run with
-    OMP_NUM_THREADS=1 otherwise)."""
-    return threads if threads > 0 else max(1, math.ceil(ray_cfg.cpus_per_actor))
+def process_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's limit)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(threads: int, ray_cfg: RayConfig, runner: str = "ray") -> int:
+    """torch / ONNX Runtime threads of a model replica. ``inference.threads`` when > 0 (set it to
+    compare runners: a forward pass with another thread count may sum in another order and change
+    a score in its last bits). When 0: on the local runner the process's cores (the one model
+    replica has the machine), on Ray the CPUs a model actor reserves (``ray.cpus_per_actor``,
+    rounded up; Ray's workers run with OMP_NUM_THREADS=1 otherwise)."""
+    if threads > 0:
+        return threads
+    return process_cores() if runner == "local" else max(1, math.ceil(ray_cfg.cpus_per_actor))
 
 
 def execute(job: JobSpec, out: str, pending: Pending) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
     kwargs = {**job.processor_kwargs, "out": out}
-    threads = resolve_threads(job.threads, job.ray)
+    threads = resolve_threads(job.threads, job.ray, job.runner)
     logs = None
     if job.runner == "ray":
         from extract.job import runner_ray

@@ -34,7 +34,7 @@ class ShardProcessor(Processor):
 
     def __init__(self, cfg: ExtractConfig, out: str, model_id: str = "", threads: int = 0,
                  load_model: bool = True):
-        super().__init__(out, cfg.input, cfg.ray.record_kill_limit)
+        super().__init__(out, cfg.input, cfg.ray.record_kill_limit, cfg.inference.piece_chars)
         self.cfg = cfg
         model_path = local_model_dir(cfg.model.path)  # each node copies a remote model once
         self.labels, self.settings = labels_settings(model_path)  # config.json alone: no weights

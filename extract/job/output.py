@@ -46,6 +46,9 @@ TOP_FILES = {MARKER, "run.json", "plan.json", LOCK, f".{MARKER}.tmp", ".run.json
 TOP_TEMP = re.compile(r"^\.(?:_job|run|plan|_lock)\.json(?:\.[\w-]+)*\.tmp$")
 PART = re.compile(r"^(part-[\w.-]+\.parquet|[\w.-]+\.json|\.[\w.-]+\.tmp)$")  # parts, attempt notes, temps
 SPILL, SPILL_DIRS = "_dups", ("keys", "later")  # = extract.job.duplicates.RAY_SPILL and its folders
+PIECES = "_pieces"  # staged pieces of shards in flight (extract/job/stages.py): <shard>-<chars>/p*
+PIECE_DIR = re.compile(r"^[\w.-]+-\d+$")
+PIECE_FILE = re.compile(r"^p\d{6}\.(?:data\.parquet|docs\.parquet|json)$|^\.[\w.-]+\.tmp$")
 SPILL_FILE = re.compile(r"^[\w.-]+\.arrow(?:\.[\w-]+\.tmp)?$|^\.[\w.-]+\.tmp$")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,9 +159,22 @@ def job_entries(out: Out, subfolders: tuple[str, ...]) -> tuple[list[str], list[
                 (ours if sub_kind == "file" and PART.match(sub) else foreign).append(fs.join(entry, sub))
         elif kind == "dir" and name == SPILL:
             _spill_entries(entry, ours, foreign)
+        elif kind == "dir" and name == PIECES:
+            _piece_entries(entry, ours, foreign)
         else:
             foreign.append(entry)
     return ours, foreign
+
+
+def _piece_entries(folder: str, ours: list[str], foreign: list[str]) -> None:
+    """OUT/_pieces (pieces of shards a stopped job had not assembled yet): <shard>-<chars>/p* files."""
+    for sub, kind in _scan(folder):
+        entry = fs.join(folder, sub)
+        if kind == "dir" and PIECE_DIR.match(sub):
+            for f, f_kind in _scan(entry):
+                (ours if f_kind == "file" and PIECE_FILE.match(f) else foreign).append(fs.join(entry, f))
+        else:
+            foreign.append(entry)
 
 
 def _spill_entries(folder: str, ours: list[str], foreign: list[str]) -> None:
@@ -199,7 +215,9 @@ def overwrite(out: Out, subfolders: tuple[str, ...], fresh: bool = False) -> Non
         if fs.basename(path) != MARKER and fs.basename(path) != LOCK:
             fs.delete(path, missing_ok=True)
     if local:
-        for sub in (*subfolders, *(f"{SPILL}/{d}" for d in SPILL_DIRS), SPILL):  # emptied above
+        pieces = fs.resolve(fs.join(out, PIECES))[1]
+        staged = [f"{PIECES}/{d}" for d in (os.listdir(pieces) if os.path.isdir(pieces) else [])]
+        for sub in (*subfolders, *(f"{SPILL}/{d}" for d in SPILL_DIRS), SPILL, *staged, PIECES):  # emptied above
             folder = fs.resolve(fs.join(out, sub))[1]
             if os.path.isdir(folder):
                 os.rmdir(folder)

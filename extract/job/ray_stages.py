@@ -10,7 +10,7 @@ as the node has CPUs, so a job kept starting new ones: 12 worker processes ran t
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 
 # A stage's output for one shard travels as one binary cell (extract/job/transport.py: numpy
@@ -35,13 +35,15 @@ class _CpuStage:
 
 
 class Prepare(_CpuStage):
-    """Read, tokenise, windows: one shard descriptor in, its payload out."""
+    """Read, tokenise, windows: one shard descriptor in, its pieces out, one row each as it is
+    ready (a generator: Ray Data streams them on, so the actor never holds the whole shard)."""
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict) -> Iterator[dict]:
         from extract.job.stages import shard_from_json
 
         (shard,) = batch["shard"]
-        return _pack(self.stage.prepare(shard_from_json(str(shard))))
+        for payload in self.stage.pieces(shard_from_json(str(shard))):
+            yield _pack(payload)
 
 
 class Infer:
@@ -56,7 +58,7 @@ class Infer:
 
 
 class Finish(_CpuStage):
-    """Merge windows, decode, write the shard's parts: its stats row out."""
+    """Merge windows, decode, write the piece (the shard's parts, or staged): its stats row out."""
 
     def __call__(self, batch: dict) -> dict:
         (payload,) = _unpack(batch)

@@ -238,8 +238,7 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     rows = iter(ds.iter_rows())
     finished = False
     try:
-        for row in rows:
-            yield dict(row)
+        yield from _shards(rows, kwargs.get("out"), cfg.cpus_per_task, max_task_retries)
         finished = True
     except ray.exceptions.RayTaskError as exc:  # a stage raised: say what, not Ray's wrapping
         raise RuntimeError(f"a Ray task failed: {_original_error(exc)}") from exc
@@ -253,6 +252,28 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     finally:
         if not finished:  # a signal, an error, or the driver stopped reading: stop the stream, then Ray
             _stop(rows)
+
+
+def _shards(rows: Iterator, out: str, cpus: float, retries: int) -> Iterator[dict]:
+    """Pieces' rows -> shards' rows: a one-piece shard's row as it comes; a shard of several pieces
+    is assembled by a Ray task once all its pieces are in (extract/job/stages.py ``assemble``)."""
+    import ray
+
+    from extract.job.stages import PieceTracker, assemble
+
+    tracker, running = PieceTracker(), []
+    task = ray.remote(num_cpus=cpus, max_retries=retries)(assemble)
+    for row in map(dict, rows):
+        if int(row["pieces"]) == 1:
+            yield row
+            continue
+        ready = tracker.add(row)
+        if ready:
+            running.append(task.remote(str(out), ready))
+        if running:
+            done, running = ray.wait(running, num_returns=len(running), timeout=0)
+            yield from ray.get(done)
+    yield from ray.get(running)
 
 
 def _stop(rows) -> None:

@@ -114,6 +114,32 @@ def of_tables(docs: pa.Table, ents: pa.Table | None) -> dict:
     return out
 
 
+def merge(summaries: list[dict]) -> dict:
+    """One shard's summary from its pieces' (``of_tables`` of each piece), as ``of_tables`` would
+    give on the whole shard; the top texts are exact where every piece's list was complete."""
+    if len(summaries) == 1:
+        return summaries[0]
+    t = Totals()
+    for s in summaries:
+        t.add(s)
+    reasons = list(t.reasons.items())
+    reasons_complete = t.reasons_complete and len(reasons) <= MAX_REASONS
+    if len(reasons) > MAX_REASONS:  # the most frequent, in order of first appearance (as of_tables)
+        keep = {i for i, _ in sorted(enumerate(reasons), key=lambda x: -x[1][1])[:MAX_REASONS]}
+        reasons = [r for i, r in enumerate(reasons) if i in keep]
+    top, complete = {}, t.top_exact
+    for label, texts in t.top.items():
+        complete = complete and len(texts) <= TOP_K
+        rows = sorted(texts.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_K]
+        top[label] = [[text, n, ssum] for text, (n, ssum) in rows]
+    return {"v": VERSION, "documents": t.documents, "by_status": t.by_status, "words": t.words,
+            "wordpieces": t.wordpieces, "reasons": [list(r) for r in reasons], "reasons_complete": reasons_complete,
+            "entities": t.entities, "by_label": dict(sorted(t.by_label.items())),
+            "histogram": [int(x) for x in t.histogram], "score_sum": math.fsum(s["score_sum"] for s in summaries),
+            "label_histograms": {l: [int(x) for x in h] for l, h in sorted(t.label_histograms.items())},
+            "top": top, "top_complete": complete}
+
+
 def is_current(summary) -> bool:
     return isinstance(summary, dict) and summary.get("v") == VERSION
 
