@@ -104,7 +104,7 @@ class Extractor:
         for i, doc, lg in zip(todo, docs, logits):
             probs = combine(doc, lg, len(self.loaded.labels), temperature)
             for e in decode(probs, clean[i], self.loaded.labels, s.get("repair", "drop"), self.keep,
-                            s.get("score_map")):
+                            s.get("score_map"), bool(s.get("consistency", False))):
                 if e["score"] >= self.min_score:
                     out[i].append(Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"]))
         return out

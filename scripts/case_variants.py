@@ -13,30 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import unicodedata
-
-from training.augment import MODES, recase
-
-VARIANTS = (*MODES, "chat")
-
-
-def _punctuation(token: str) -> bool:
-    return all(unicodedata.category(c).startswith(("P", "S")) for c in token)
-
-
-def variant_lines(lines: list[str], mode: str) -> list[str]:
-    """``mode`` "chat" is chat-like text: lower case, no punctuation tokens (an entity's own stay)."""
-    out = []
-    for line in lines:
-        token, sep, rest = line.partition(" ")
-        if not token or token == "-DOCSTART-":
-            out.append(line)
-        elif mode == "chat":
-            if not (_punctuation(token) and rest.split()[-1] == "O"):
-                out.append(recase(token, "lower") + sep + rest)
-        else:
-            out.append(recase(token, mode) + sep + rest)
-    return out
+from training.conll import VARIANTS, variant_lines
 
 
 def main() -> None:

@@ -11,6 +11,10 @@ A row is NAME=PATH[+PATH...]; several paths make an ensemble (word probabilities
         --row "student 2 layers=runs/student_l2/best" --row "student 3 layers=runs/student_l3/best" \
         --out runs/frontier_table.json
 
+``--variants lower,upper,chat`` also scores every row on those variants of dev (every token
+lowercased / UPPERCASED, or chat-like: lowercased without punctuation; training/conll.py), one
+column each: the case table.
+
 Speed is the dev evaluation's own words/s (tokenise, windows, forward, decode; batches of 64
 windows, fp32 torch), rows run one after another in one process: compare rows of one run only.
 """
@@ -55,12 +59,15 @@ def measure(paths: list[str], docs, threads: int) -> tuple[dict, int, int]:
 
 def table(rows: list[dict]) -> str:
     ref = rows[0]["metrics"]["f1"]
-    lines = ["| model | params | layers | dev F1 | PER/LOC/ORG | PER | LOC | ORG | MISC | words/s (2 threads) | F1 retained vs first row |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    variants = list(rows[0].get("variants", {}))
+    lines = ["| model | params | layers | dev F1 | " + "".join(f"{v} | " for v in variants)
+             + "PER/LOC/ORG | PER | LOC | ORG | MISC | words/s (2 threads) | F1 retained vs first row |",
+             "|---|---|---|---|" + "---|" * len(variants) + "---|---|---|---|---|---|---|"]
     for r in rows:
         m, t = r["metrics"], r["metrics"]["per_type"]
         per = " | ".join(f"{100 * t[k]['f1']:.2f}" for k in ("PER", "LOC", "ORG", "MISC"))
-        lines.append(f"| {r['name']} | {r['params'] / 1e6:.1f}M | {r['layers']} | {100 * m['f1']:.2f} | "
+        var = "".join(f"{100 * r['variants'][v]:.2f} | " for v in variants)
+        lines.append(f"| {r['name']} | {r['params'] / 1e6:.1f}M | {r['layers']} | {100 * m['f1']:.2f} | {var}"
                      f"{100 * m['f1_plo']:.2f} | {per} | {m['words_per_second']:,.0f} | {100 * m['f1'] / ref:.1f}% |")
     return "\n".join(lines)
 
@@ -71,19 +78,31 @@ def main() -> None:
     ap.add_argument("--dev", default="../shared/data/conll2003/valid.txt")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/frontier_table.json")
+    ap.add_argument("--variants", default="", help="comma-separated of lower,upper,title,chat: dev F1 on each too")
     args = ap.parse_args()
+
+    import tempfile
 
     import torch
 
-    from training.conll import read_conll
+    from training.conll import read_conll, variant_lines
 
     torch.set_num_threads(args.threads)
     docs = read_conll(args.dev)
+    lines = Path(args.dev).read_text(encoding="utf-8").splitlines()
+    variants = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for v in filter(None, args.variants.split(",")):
+            path = Path(tmp, f"dev.{v}.txt")
+            path.write_text("\n".join(variant_lines(lines, v)) + "\n", encoding="utf-8")
+            variants[v] = read_conll(path)
     rows = []
     for name, paths in map(parse_row, args.row):
         m, params, layers = measure(paths, docs, args.threads)
-        rows.append({"name": name, "paths": paths, "params": params, "layers": layers, "metrics": m})
-        print(f"{name}: dev F1 {100 * m['f1']:.2f}, {m['words_per_second']:,.0f} words/s", flush=True)
+        var = {v: measure(paths, vdocs, args.threads)[0]["f1"] for v, vdocs in variants.items()}
+        rows.append({"name": name, "paths": paths, "params": params, "layers": layers, "metrics": m, "variants": var})
+        print(f"{name}: dev F1 {100 * m['f1']:.2f} " + " ".join(f"{v} {100 * f:.2f}" for v, f in var.items())
+              + f", {m['words_per_second']:,.0f} words/s", flush=True)
     text = table(rows)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def quantize_int8(src: Path, dest: Path) -> Path:
 
 
 def trained_context(model: Path) -> str:
-    """The unit the model was trained and released on (scripts/release_model.py reads the same key)."""
+    """The unit the model was trained and released on (`python -m training release` reads the same key)."""
     import yaml
 
     cfg = model / "training_config.yaml"

@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/release_finetuned}
 python -m training finetune --config configs/finetune_conll.yaml
-python scripts/release_model.py --model runs/finetune_conll/best --out "$OUT"
+python -m training release --model runs/finetune_conll/best --out "$OUT"
 python -m training evaluate --model "$OUT" --data ../shared/data/conll2003/valid.txt --out "$OUT/eval"

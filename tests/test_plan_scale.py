@@ -45,14 +45,16 @@ def test_ids_sort_in_plan_order_past_100k_input_files(tmp_path):
     assert ids[-1] == f"{n - 1:06d}-00000"
 
 
-def test_auto_shard_bytes_sizes_from_corpus_and_workers():
-    from extract.io.plan import AUTO_MAX, AUTO_MIN, auto_shard_bytes
+def test_auto_shard_bytes_sizes_for_time_to_output_not_memory():
+    from extract.io.plan import AUTO_MAX, AUTO_MAX_GPU, AUTO_MIN, auto_shard_bytes
 
     assert auto_shard_bytes(0, 1) == auto_shard_bytes(5_000_000, 1) == AUTO_MIN  # small: 1 MB shards
+    assert auto_shard_bytes(400_000_000, 1) == AUTO_MAX == 2_000_000  # CPU: ~30 s of one worker at most
     tb = 10**12
-    assert auto_shard_bytes(tb, 8) == 489_000_000  # 1 TB on 8 actors: ~2,000 shards, not a million
-    assert auto_shard_bytes(tb, 8) < auto_shard_bytes(tb, 1) == AUTO_MAX  # clamped at 1 GB
-    assert auto_shard_bytes(10**15, 1) == AUTO_MAX
+    assert auto_shard_bytes(tb, 8) == AUTO_MAX  # a terabyte on 8 CPU actors: ~500k shards of 2 MB
+    assert auto_shard_bytes(tb, 8, gpu=True) == AUTO_MAX_GPU == 64_000_000  # GPU workers: ~16k shards
+    assert auto_shard_bytes(tb, 64, gpu=True) == 62_000_000  # many GPU workers: 256 shards each
+    assert auto_shard_bytes(10**15, 1, gpu=True) == AUTO_MAX_GPU
 
 
 def test_a_sparse_terabyte_plans_compactly_and_round_trips(tmp_path):
@@ -71,8 +73,10 @@ def test_a_sparse_terabyte_plans_compactly_and_round_trips(tmp_path):
     again, _ = load_plan(out, cfg)
     assert len(again) == len(shards) and again[-1] == shards[-1] and again[123_456] == shards[123_456]
     assert again.get(shards[999_999].shard_id) == shards[999_999] and again.get("00000-9999999") is None
-    auto, facts = plan(InputConfig(path=(str(big),)), workers=4)  # the default: auto
-    assert facts["shard_bytes"] == 977_000_000 and len(auto) == 1024
+    auto, facts = plan(InputConfig(path=(str(big),)), workers=4)  # the default: auto, CPU workers
+    assert facts["shard_bytes"] == 2_000_000 and len(auto) == 500_000
+    auto, facts = plan(InputConfig(path=(str(big),)), workers=4, gpu=True)
+    assert facts["shard_bytes"] == 64_000_000 and len(auto) == 15_625
 
 
 def test_pending_skips_done_shards_lazily(tmp_path):
@@ -123,7 +127,7 @@ def test_planning_a_terabyte_never_imports_torch(tmp_path, tiny_model_dir):
              "print('torch' in sys.modules, 'transformers.modeling_utils' in sys.modules); sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "shards:    2,048" in done.stdout and done.stdout.strip().endswith("False False"), done.stdout
+    assert "shards:    549,756" in done.stdout and done.stdout.strip().endswith("False False"), done.stdout  # 2 MB auto shards
 
 
 def test_cpu_stage_pools_grow_with_the_cores_beside_the_actors():

@@ -30,6 +30,8 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--engine", default="torch", choices=["torch", "onnx", "onnx-int8"],
                    help="the forward pass: torch, or ONNX Runtime from MODEL/model.onnx / model.int8.onnx")
+    e.add_argument("--consistency", choices=["model", "on", "off"], default="model",
+                   help="document-level type consistency (extract/text/consistency.py): the model's setting, or forced")
     e.add_argument("--funnel", default=None, help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-caseless")
 
 
@@ -42,6 +44,25 @@ def _add_corrections(sub) -> None:
                         help="the model the corrections will train: its config.json id2label gives the entity types")
     target.add_argument("--labels", default=None, metavar="PER,LOC,...",
                         help="the entity types spans may have (default: PER,LOC,ORG,MISC); others are dropped and counted")
+
+
+def _add_release(sub) -> None:
+    r = sub.add_parser("release", help="calibrate, store fp16 with its model card and ONNX graphs: the released model")
+    r.add_argument("--model", required=True, help="trained model dir (runs/<name>/best)")
+    r.add_argument("--out", default="data/models/default")
+    r.add_argument("--dev", default="../shared/data/conll2003/valid.txt")
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--extra-file", default="", help="markdown appended to the model card (tables measured elsewhere)")
+    r.add_argument("--consistency", choices=["on", "off"], default="off",
+                   help="ner_settings.consistency of the released model (document-level type consistency)")
+
+
+def _release(args) -> int:
+    from training.release import run
+
+    extra = Path(args.extra_file).read_text(encoding="utf-8") if args.extra_file else ""
+    run(args.model, args.out, args.dev, args.threads, extra, {"consistency": args.consistency == "on"})
+    return 0
 
 
 def _corrections(args) -> int:
@@ -83,6 +104,8 @@ def _evaluate(args) -> int:
     from training.evaluate import evaluate_loaded, write_report
 
     loaded = load(args.model, device=args.device, threads=args.threads, engine=args.engine)
+    if args.consistency != "model":
+        loaded.settings["consistency"] = args.consistency == "on"
     docs = read_conll(args.data)
     metrics, table = evaluate_loaded(loaded, docs, args.context, args.batch_size, _label_map(args.label_map),
                                      funnel=args.funnel)
@@ -124,6 +147,7 @@ COMMANDS = {  # name -> (add its parser, run it)
     "label": (_add_config_command("label", "label a raw corpus with a teacher (silver data)"), _label),
     "evaluate": (_add_evaluate, _evaluate),
     "corrections": (_add_corrections, _corrections),
+    "release": (_add_release, _release),
 }
 
 

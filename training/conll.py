@@ -11,6 +11,8 @@ from pathlib import Path
 
 from extract.text import labels as bio
 
+VARIANTS = ("lower", "upper", "title", "chat")  # scripts/case_variants.py, scripts/frontier_table.py --variants
+
 
 @dataclass
 class Sentence:
@@ -139,3 +141,28 @@ def conll_documents(dataset) -> list[Document]:
             last = row["doc"]
         docs[-1].sentences.append(Sentence(list(row["tokens"]), list(row["ner_tags"]), row["line"]))
     return docs
+
+
+def _punctuation(token: str) -> bool:
+    import unicodedata
+
+    return all(unicodedata.category(c).startswith(("P", "S")) for c in token)
+
+
+def variant_lines(lines: list[str], mode: str) -> list[str]:
+    """A CoNLL file's lines with every token re-cased (``lower``, ``upper``, ``title``: the training
+    augmentation's ``recase``), or ``chat``: lower case with the tokens that are only punctuation
+    dropped where their tag is O (an entity's own stay). Gold tags unchanged."""
+    from training.augment import recase
+
+    out = []
+    for line in lines:
+        token, sep, rest = line.partition(" ")
+        if not token or token == "-DOCSTART-":
+            out.append(line)
+        elif mode == "chat":
+            if not (_punctuation(token) and rest.split()[-1] == "O"):
+                out.append(recase(token, "lower") + sep + rest)
+        else:
+            out.append(recase(token, mode) + sep + rest)
+    return out

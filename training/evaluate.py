@@ -33,7 +33,8 @@ def predict_conll(loaded: Loaded, docs: list[Document], context: str, batch_size
     t0 = time.perf_counter()
     probs = predict(texts) if predict else predict_probs(loaded, texts, batch_size, funnel=funnel)
     repair = loaded.settings.get("repair", "drop")
-    preds = [spans_to_token_tags(decode(p, t, loaded.labels, repair), s, e)
+    consistency = bool(loaded.settings.get("consistency", False))
+    preds = [spans_to_token_tags(decode(p, t, loaded.labels, repair, consistency=consistency), s, e)
              for p, t, s, e in zip(probs, texts, starts, ends)]
     seconds = time.perf_counter() - t0
     # Split back into sentences so seqeval sees the usual sentence lists.

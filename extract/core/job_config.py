@@ -19,7 +19,8 @@ class InputConfig:
     encoding_fallback: str = "cp1252"  # "" = a record that is not valid UTF-8 is an error
     max_chars: int = 1_000_000  # longer records are `skipped`, with the reason (reads stay bounded)
     # JSON lines: bytes per shard (the unit of work, output part and resume), or "auto": the corpus's
-    # JSON-lines bytes / (256 x workers), rounded up to a whole MB, within 1 MB..1 GB (extract/io/plan.py)
+    # JSON-lines bytes / (256 x workers), rounded up to a whole MB, within 1 MB..2 MB (64 MB with GPU
+    # workers): sized for time to first output, not memory (extract/io/plan.py says why)
     shard_bytes: int | str = "auto"
     shard_size: int = 256  # Parquet rows or .txt files per shard
 

@@ -30,24 +30,29 @@ PROBE_FILES = 20  # files probed at most (a corpus whose first files hold no rec
 PROBE_BYTES = 64_000_000  # bytes read at most a probed JSON-lines file (a first line of 1 TB is not read)
 EXPLICIT_SHARDS = 10_000  # plan.json lists the shards one by one up to this many, else by rule
 
-# input.shard_bytes: auto. JSON-lines byte shards sized from the corpus and the cluster: the
-# splittable bytes (uncompressed JSON lines) over AUTO_SHARDS_PER_WORKER shards per worker
-# (ray.num_actors on Ray, 1 on the local runner), rounded up to a whole MB and clamped to
-# AUTO_MIN..AUTO_MAX. A small corpus keeps 1 MB shards (its first output comes in seconds); a
-# terabyte on 8 actors is ~2,000 shards of ~489 MB, not a million tasks.
+# input.shard_bytes: auto. JSON-lines byte shards sized for time, not memory: a worker's memory no
+# longer depends on its shard (a shard streams through the stages in pieces of inference.piece_chars,
+# extract/job/stages.py), and a stopped job resumes at its next piece, so a shard's size only sets
+# (a) how soon its first output is written, (b) how many files and tasks the job has. The rule:
+# the splittable bytes (uncompressed JSON lines) over AUTO_SHARDS_PER_WORKER shards per worker
+# (ray.num_actors on Ray, 1 on the local runner), rounded up to a whole MB, clamped to 1 MB .. the
+# cap. The cap is ~30 s of one worker's compute: 2 MB for a CPU worker (~60 kB of JSON lines a
+# second a core), 64 MB for a GPU worker (ray.gpus_per_actor > 0). A terabyte on CPU workers is
+# ~500k shards: Ray Data streams them, and the end of the job is O(shards), not O(records).
 AUTO_SHARDS_PER_WORKER = 256
-AUTO_MIN, AUTO_MAX = 1_000_000, 1_000_000_000
+AUTO_MIN, AUTO_MAX, AUTO_MAX_GPU = 1_000_000, 2_000_000, 64_000_000
 
 
-def auto_shard_bytes(total_bytes: int, workers: int) -> int:
+def auto_shard_bytes(total_bytes: int, workers: int, gpu: bool = False) -> int:
     want = math.ceil(max(0, total_bytes) / (AUTO_SHARDS_PER_WORKER * max(1, workers)))
-    return min(AUTO_MAX, max(AUTO_MIN, math.ceil(want / 1_000_000) * 1_000_000))
+    cap = AUTO_MAX_GPU if gpu else AUTO_MAX
+    return min(cap, max(AUTO_MIN, math.ceil(want / 1_000_000) * 1_000_000))
 
 
-def shard_bytes_for(cfg: InputConfig, total_bytes: int, workers: int) -> int:
+def shard_bytes_for(cfg: InputConfig, total_bytes: int, workers: int, gpu: bool = False) -> int:
     """The byte size of a JSON-lines shard: ``input.shard_bytes``, or the auto rule above."""
     if cfg.shard_bytes == "auto":
-        return auto_shard_bytes(total_bytes, workers)
+        return auto_shard_bytes(total_bytes, workers, gpu)
     return int(cfg.shard_bytes)
 
 
@@ -197,7 +202,7 @@ def _width(values: Iterable[int], least: int) -> int:
     return max([least] + [len(str(v)) for v in values])
 
 
-def plan(cfg: InputConfig, workers: int = 1) -> tuple[Plan, dict]:
+def plan(cfg: InputConfig, workers: int = 1, gpu: bool = False) -> tuple[Plan, dict]:
     """All shards of the job, in order, from metadata only (sizes, Parquet footers, the first bytes
     of a .json to tell an array from JSON lines): no record is parsed. Facts for run.json, with the
     corpus's bytes and the JSON-lines shard size chosen (``workers``: for input.shard_bytes auto).
@@ -217,7 +222,7 @@ def plan(cfg: InputConfig, workers: int = 1) -> tuple[Plan, dict]:
         lines = f.fmt == "jsonl" or (f.fmt == "json" and not is_json_array(f.path, f.compression))
         files.append((index, f, stamp, lines))
     splittable = sum(int(stamp[0][0] or 0) for _, f, stamp, lines in files if lines and f.compression is None)
-    step = shard_bytes_for(cfg, splittable, workers)
+    step = shard_bytes_for(cfg, splittable, workers, gpu)
     total = sum(int(stamp[0][0] or 0) for _, _, stamp, _ in files)
     items: list = []
     for index, f, stamp, lines in files:

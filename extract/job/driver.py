@@ -121,7 +121,7 @@ def drive(job: JobSpec, overwrite: bool, plan_only: bool = False) -> dict:
     t0 = time.perf_counter()
     out = check_output_path(job.output_path)
     saved = None if overwrite else load_plan(out, job.input)
-    shards, facts = saved or plan(job.input, workers(job))
+    shards, facts = saved or plan(job.input, workers(job), job.runner == "ray" and job.ray.gpus_per_actor > 0)
     stamps = input_stamps(shards)
     check_not_inputs(out, [f for f, _, _ in stamps])
     if saved is None:

@@ -82,7 +82,7 @@ class ShardProcessor(Processor):
 
         doc = combine(features, result, len(self.labels), self.temperature)
         found = [e for e in decode(doc, rec.text, self.labels, self.repair, self.keep,  # type: ignore[arg-type]
-                                   self.settings.get("score_map"))
+                                   self.settings.get("score_map"), bool(self.settings.get("consistency", False)))
                  if e["score"] >= self.cfg.model.min_score]
         rows = {k: [e[k] for e in found] for k in ("label", "text", "start", "end", "score")}
         rows["doc_id"] = [rec.doc_id] * len(found)

@@ -74,7 +74,8 @@ def mapped_score(product, n_words, score_map: Sequence[float] | None):
 
 
 def decode(doc: DocProbs, text: str, labels: Sequence[str], repair: bio.Repair = "drop",
-           keep: Sequence[str] | None = None, score_map: Sequence[float] | None = None) -> list[dict]:
+           keep: Sequence[str] | None = None, score_map: Sequence[float] | None = None,
+           consistency: bool = False) -> list[dict]:
     """Entity dicts (label, text, start, end, score).
 
     The base score is the product of the span's chosen tag probabilities: the model's probability
@@ -82,7 +83,9 @@ def decode(doc: DocProbs, text: str, labels: Sequence[str], repair: bio.Repair =
     mean / min / product overall (entity ECE 0.017 against 0.030 for the mean, before any
     temperature), but not by length: it under-rates long names and over-rates single words.
     ``score_map`` (``ner_settings.score_map``, see ``mapped_score``) corrects that; None (models
-    released without it) gives the plain product, exactly as before.
+    released without it) gives the plain product, exactly as before. ``consistency``
+    (``ner_settings.consistency``): one type per surface string in the document
+    (extract/text/consistency.py).
     """
     if len(doc.probs) == 0:
         return []
@@ -98,6 +101,10 @@ def decode(doc: DocProbs, text: str, labels: Sequence[str], repair: bio.Repair =
             product = float(np.prod(chosen[first:last + 1], dtype=np.float64))
             out.append({"label": span.label, "text": text[start:end], "start": start, "end": end,
                         "score": float(mapped_score(product, last - first + 1, score_map))})
+    if consistency:
+        from extract.text.consistency import harmonise
+
+        out = harmonise(out)
     return out
 
 
