@@ -53,12 +53,11 @@ class Extractor:
 
     def __init__(self, loaded, labels: Sequence[str] | None = None, min_score: float = 0.0,
                  batch_size: int = 32, batch_tokens: int = 0, funnel: str | None = "capitalised-or-caseless"):
+        from extract.text.labels import check_types, entity_types
+
         self.loaded = loaded
-        types = [t[2:] for t in loaded.labels if t[:2] == "B-"]
-        unknown = [l for l in labels or () if l not in types]
-        if unknown:
-            raise ValueError(f"labels {unknown} cannot be produced by this model; its types are {types}.")
-        self.keep = set(labels) if labels else set(types)
+        check_types(labels or (), loaded.labels, "labels", loaded.model_id)
+        self.keep = set(labels) if labels else set(entity_types(loaded.labels))
         self.min_score = min_score
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
@@ -89,22 +88,16 @@ class Extractor:
             yield from self._run(chunk)
 
     def _run(self, texts: list[str]) -> list[list[Entity]]:
-        from extract.model.predict import forward_docs, window_text
-        from extract.text.spans import combine, decode
+        from extract.model.chain import Chain
         from extract.text.sanitize import sanitize
 
-        s = self.loaded.settings
+        chain = Chain.of(self.loaded.labels, self.loaded.settings, self.keep, self.min_score, self.funnel)
         clean = [sanitize(t)[0] for t in texts]  # same length: offsets index the caller's text
         todo = [i for i, t in enumerate(clean) if t.strip()]
-        docs = [window_text(clean[i], self.loaded.tokenizer, int(s["max_length"]), int(s["stride"]), self.funnel)
-                for i in todo]
-        logits = forward_docs(self.loaded, docs, self.batch_size, self.batch_tokens)
+        docs = [chain.windows(clean[i], self.loaded.tokenizer) for i in todo]
+        logits = chain.forward(self.loaded, docs, self.batch_size, self.batch_tokens)
         out: list[list[Entity]] = [[] for _ in texts]
-        temperature = float(s.get("temperature", 1.0))
         for i, doc, lg in zip(todo, docs, logits):
-            probs = combine(doc, lg, len(self.loaded.labels), temperature)
-            for e in decode(probs, clean[i], self.loaded.labels, s.get("repair", "drop"), self.keep,
-                            s.get("score_map"), bool(s.get("consistency", False))):
-                if e["score"] >= self.min_score:
-                    out[i].append(Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"]))
+            found, _ = chain.entities(doc, lg, clean[i])
+            out[i] = [Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"]) for e in found]
         return out

@@ -52,8 +52,10 @@ def model_types(model_dir: str | Path) -> list[str]:
     """The entity types of a model directory: the B-/I- tags of config.json's id2label, in order."""
     from extract.model.loaded import labels_settings
 
+    from extract.text.labels import entity_types
+
     tags, _ = labels_settings(Path(model_dir))
-    types = [t[2:] for t in tags if isinstance(t, str) and t[:2] in ("B-", "I-") and len(t) > 2]
+    types = entity_types(tags)
     if not types:
         raise ValueError(f"{Path(model_dir) / 'config.json'}: no BIO labels in id2label (found {tags}); expected "
                          "tags like B-PER, I-PER.")

@@ -19,6 +19,7 @@ import pyarrow as pa
 from extract.core import fs, schema
 from extract.core.config import ConfigError, to_dict
 from extract.core.job_config import ExtractConfig
+from extract.model.chain import Chain
 from extract.model.files import local_model_dir
 from extract.job.stages import Outcome, Processor
 from extract.core.types import Record
@@ -38,11 +39,9 @@ class ShardProcessor(Processor):
         self.cfg = cfg
         model_path = local_model_dir(cfg.model.path)  # each node copies a remote model once
         self.labels, self.settings = labels_settings(model_path)  # config.json alone: no weights
-        self.max_length = cfg.model.max_length or int(self.settings["max_length"])
-        self.stride = int(self.settings["stride"]) if cfg.model.stride < 0 else cfg.model.stride
-        self.temperature = float(self.settings.get("temperature", 1.0))
-        self.keep = set(cfg.model.labels)
-        self.repair = self.settings.get("repair", "drop")
+        funnel = cfg.funnel.rule if cfg.funnel.enabled else None
+        self.chain = Chain.of(self.labels, self.settings, cfg.model.labels, cfg.model.min_score, funnel,
+                              cfg.model.max_length, cfg.model.stride)
         self.model_id = model_id
         self.model_path = model_path
         self.loaded = None
@@ -66,24 +65,14 @@ class ShardProcessor(Processor):
         return self._tokenizer
 
     def features(self, text: str) -> Any:
-        from extract.model.predict import window_text
-
-        funnel = self.cfg.funnel.rule if self.cfg.funnel.enabled else None
-        return window_text(text, self.tokenizer, self.max_length, self.stride, funnel)
+        return self.chain.windows(text, self.tokenizer)
 
     def predict(self, features: list[Any]) -> list[Any]:
-        from extract.model.predict import forward_docs
-
         inf = self.cfg.inference
-        return forward_docs(self.loaded, features, inf.batch_size, inf.batch_tokens)
+        return self.chain.forward(self.loaded, features, inf.batch_size, inf.batch_tokens)
 
     def outcome(self, rec: Record, features: Any, result: Any) -> Outcome:
-        from extract.text.spans import combine, decode
-
-        doc = combine(features, result, len(self.labels), self.temperature)
-        found = [e for e in decode(doc, rec.text, self.labels, self.repair, self.keep,  # type: ignore[arg-type]
-                                   self.settings.get("score_map"), bool(self.settings.get("consistency", False)))
-                 if e["score"] >= self.cfg.model.min_score]
+        found, doc = self.chain.entities(features, result, rec.text)
         rows = {k: [e[k] for e in found] for k in ("label", "text", "start", "end", "score")}
         rows["doc_id"] = [rec.doc_id] * len(found)
         rows["model"] = [self.model_id] * len(found)
@@ -137,23 +126,16 @@ def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
 
 
 def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Path:
-    """The model directory, readable, able to produce ``labels`` (with a model.onnx that matches its
-    weights for engine onnx); a ConfigError otherwise."""
-    try:
-        model_dir = check_model_dir(local_model_dir(path))  # a URI is copied once into a local cache
-        types = model_labels(model_dir)
-        check_tokenizer(model_dir)
-        if engine != "torch":
-            from extract.model.onnx import check_onnx
+    """extract/model/loaded.py ``check_model``, its errors as the job's config errors."""
+    from extract.model.loaded import check_model as check
+    from extract.text.labels import LabelsError
 
-            check_onnx(model_dir, engine)
+    try:
+        return check(path, labels, engine, "model.labels")
+    except LabelsError as exc:
+        raise ConfigError(str(exc)) from None
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(f"model.path: {exc}") from None
-    unknown = [l for l in labels if l not in types]
-    if unknown:
-        raise ConfigError(f"model.labels: {', '.join(unknown)} cannot be produced by the model in {model_dir}; "
-                          f"its entity types are {', '.join(types)}. Set model.labels to some of them.")
-    return model_dir
 
 
 def _model_info(model_dir: Path) -> dict:

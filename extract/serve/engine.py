@@ -11,15 +11,10 @@ from extract.serve.config import ServeConfig
 def check_model(cfg: ServeConfig) -> tuple[str, str]:
     """(local model dir, model id), refusing a folder that is no model or lacks a wanted label
     before Ray starts (ValueError / FileNotFoundError with the fix)."""
-    from extract.model.files import local_model_dir
-    from extract.model.loaded import check_model_dir, labels_settings, model_id
+    from extract.model.loaded import check_model as check
+    from extract.model.loaded import model_id
 
-    path = check_model_dir(local_model_dir(cfg.model.path))
-    labels, _ = labels_settings(path)
-    types = [t[2:] for t in labels if t[:2] == "B-"]
-    unknown = [l for l in cfg.model.labels if l not in types]
-    if unknown:
-        raise ValueError(f"model.labels {unknown} cannot be produced by {path}; its types are {types}.")
+    path = check(cfg.model.path, cfg.model.labels, cfg.inference.engine, "model.labels")
     return str(path), model_id(path)
 
 

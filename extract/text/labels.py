@@ -19,6 +19,27 @@ def bio_labels(types: Sequence[str] = DEFAULT_TYPES) -> list[str]:
     return labels
 
 
+def entity_types(tags) -> list[str]:
+    """The entity types of BIO tags (B-X and I-X give X), in first-seen order: the one derivation
+    of a model's types from its labels."""
+    return list(dict.fromkeys(t[2:] for t in tags if isinstance(t, str) and t[:2] in ("B-", "I-") and len(t) > 2))
+
+
+class LabelsError(ValueError):
+    """Entity types asked for that the model cannot produce."""
+
+
+def check_types(wanted, tags, where: str, model: str) -> list[str]:
+    """``wanted`` types, each one the model (its BIO ``tags``) can produce; LabelsError naming them
+    and the model's types otherwise."""
+    types = entity_types(tags)
+    unknown = [t for t in wanted if t not in types]
+    if unknown:
+        raise LabelsError(f"{where}: {', '.join(unknown)} cannot be produced by the model in {model}; its entity "
+                          f"types are {', '.join(types)}. Set {where} to some of them.")
+    return list(wanted)
+
+
 def split_tag(tag: str) -> tuple[str, str | None]:
     if tag == "O":
         return "O", None
