@@ -17,7 +17,7 @@
    windows) every shard, random float32 logits in place of the model, finish (combine windows,
    decode, write Parquet). Words per CPU-second: what one CPU can feed a GPU. Random logits decode
    to more entities than a trained model, so finish is a pessimistic figure.
-3. Planning: extract.readers.plan + probe_columns over one JSON-lines file of 30k .. 3M short
+3. Planning: extract.io.plan.plan + probe_columns over one JSON-lines file of 30k .. 3M short
    records, each in a fresh process; peak RSS (ru_maxrss) against a process that only imports the
    same modules. Goal: time and memory flat in records.
 """
@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 REUTERS = ROOT.parent / "shared" / "data" / "corpus" / "reuters21578"
 

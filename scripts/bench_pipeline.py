@@ -1,7 +1,7 @@
 """Does the pipeline, not the model, set the pace? The real Ray job with a fake model (issue 16, item 5).
 
-    python scripts/bench_pipeline.py                    # 30,000 documents, 3.2M words: ~2.5 min on 2 cores
-    python scripts/bench_pipeline.py --docs 3000 --ceiling-shards 1   # smoke run (~45 s, mostly Ray start-up)
+    python scripts/bench_pipeline.py                    # 30,000 documents, 3.2M words (docs/benchmarks/pipeline.md)
+    python scripts/bench_pipeline.py --docs 3000 --ceiling-shards 1   # smoke run (mostly Ray start-up)
 
 1. Corpus: the records of data/sample/reuters_sample.jsonl repeated with new ids (``<id>-r00001``)
    into one JSON-lines file of ``--docs`` records, read with the job's default settings
@@ -25,8 +25,9 @@
    the machine's CPU time went during the job (read from /proc: CPU-stage workers, model actor,
    driver, Ray's own processes).
 
-Words are whitespace words of the text the job reads (the unit of the README's 104k words/s a
-core); the job's own word count (tokenizer words, run.json's ``words``) is printed beside them.
+Words are whitespace words of the text the job reads (the unit of the words/s a core in
+docs/benchmarks/extract.md); the job's own word count (tokenizer words, run.json's ``words``) is
+printed beside them.
 Every output goes under runs/bench_pipeline/ (git-ignored).
 """
 from __future__ import annotations
@@ -45,8 +46,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -343,7 +342,7 @@ class CpuSampler:
 
     def sample(self) -> None:
         # From this process down through /proc/<pid>/task/*/children: only the job's own processes
-        # are read (a scan of every pid in /proc cost this driver ~5 CPU-s in a 100 s job).
+        # are read (a scan of every pid in /proc cost this driver seconds of CPU in a job).
         todo = _children(os.getpid())
         while todo:
             pid = todo.pop()
@@ -502,8 +501,8 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
                      f"against the ceiling's {ceiling['per_core_wps']:,.0f}), start-up before the first step "
                      f"{start:.1f}, between the steps (transport, Ray Data's per-task work) {rest:.1f}", "", ""])
         # The same steps timed inside the job: a ceiling measured in the same minutes as the job, so
-        # the machine's drift (the one-core rate moved 33k -> 40k words/s within one minute here)
-        # cancels out. The ratio is the share of the cores' time the job turns into CPU-stage work.
+        # the machine's drift (tens of percent between minutes) cancels out. The ratio is the share of
+        # the cores' time the job turns into CPU-stage work.
         in_job = corpus["words"] / inside
         for name in ("whole job (call -> run.json written)",
                      next(n for n in result_rates if n.startswith("steady state"))):

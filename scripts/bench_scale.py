@@ -41,7 +41,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from extract.core import schema  # noqa: E402
 from extract.job import shard_stats  # noqa: E402

@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def sentences(path: Path, limit: int = 2000) -> list[str]:
@@ -124,7 +123,7 @@ def in_process(cfg, texts: list[str], n: int, batch: int) -> dict:
 
 def batch_job(model: str, texts: list[str], threads: int) -> dict:
     """The batch job on the same texts (`python -m extract run`, runner local, one process with
-    ``threads`` torch threads): docs/s and words/s over run.json's wall_seconds (no start-up)."""
+    ``threads`` torch threads): documents/s and words/s over run.json's wall_seconds (no start-up)."""
     import subprocess
 
     work = ROOT / "runs" / "bench_serve"

@@ -11,13 +11,11 @@ calibration gives).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from training.calibrate import (BUCKETS, Outcomes, RuleResult, dev_predictions, ece, evaluate_rule,  # noqa: E402
                                 fit_score_map, fit_temperature, length_buckets, length_markdown, length_table,

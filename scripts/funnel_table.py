@@ -9,12 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 RULES = ("capitalised-or-caseless", "capitalised-or-digit")
 
 

@@ -23,12 +23,10 @@ import argparse
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def onnx_model_dir(model: Path, in_place: bool, tmp: Path, threads: int) -> Path:

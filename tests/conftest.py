@@ -31,7 +31,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One embedded local Ray for the whole session (FACTS.md: never a stale `ray start` cluster)."""
+    """One embedded local Ray for the whole session (../shared/docs/FACTS.md: never a stale `ray start` cluster)."""
     ray = pytest.importorskip("ray")
     ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     yield ray

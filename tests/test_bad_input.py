@@ -34,7 +34,7 @@ def _key(row: dict, root: Path) -> str:
     return row["doc_id"]
 
 
-# On Ray: ~230 s on 2 cores (hundreds of 300-byte shards, each a task through the three stages), so slow.
+# On Ray: minutes on 2 cores (hundreds of 300-byte shards, each a task through the three stages), so slow.
 @pytest.mark.parametrize("runner", ["local", pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.slow])])
 def test_every_bad_input_is_accounted_for(tiny_model_dir, tmp_path, runner, request):
     root = tmp_path

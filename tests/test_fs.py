@@ -1,4 +1,4 @@
-"""extract/fs.py on local paths, file:// URIs and a local S3 (moto's server, tests/s3server.py)."""
+"""extract/core/fs.py on local paths, file:// URIs and a local S3 (moto's server, tests/s3server.py)."""
 from __future__ import annotations
 
 import glob
@@ -224,7 +224,7 @@ def test_open_input_seek_read(root):
     assert f.closed
     gz = fs.join(root, "lines.txt.gz")
     fs.write_bytes_atomic(gz, gzip.compress(data))
-    with fs.open_input(gz) as raw, gzip.GzipFile(fileobj=raw) as f:  # as extract/sources.py would wrap it
+    with fs.open_input(gz) as raw, gzip.GzipFile(fileobj=raw) as f:  # as extract/io/sources.py would wrap it
         assert f.read() == data
 
 

@@ -1,4 +1,4 @@
-"""inference.engine: onnx (extract/onnx_engine.py): the exported graph computes what torch does, casing
+"""inference.engine: onnx (extract/model/onnx.py): the exported graph computes what torch does, casing
 included, for BERT (token_type_ids) and MPNet (a casing table behind a forward pre-hook); a job gives
 the same entities on either engine; a missing or stale model.onnx and a rerun on the other engine
 are refused before any work. Tiny random models only."""
@@ -145,7 +145,7 @@ def test_export_cli_and_the_torch_path_never_imports_onnxruntime(tiny_model_dir,
     assert f"wrote {d / ONNX_FILE}" in capsys.readouterr().out
     assert main(["export-onnx", str(tmp_path / "nope")]) == 2
     assert "Model directory not found" in capsys.readouterr().err
-    # onnxruntime is a lazy import of extract/onnx_engine.py alone.
+    # onnxruntime is a lazy import of extract/model/onnx.py alone.
     users = [p.relative_to(ROOT).as_posix() for p in (ROOT / "extract").rglob("*.py")
              if "import onnxruntime" in p.read_text(encoding="utf-8")]
     assert users == ["extract/model/onnx.py"]

@@ -2,7 +2,7 @@
 out exactly once (ok, error or skipped), text is sanitised with offsets unchanged.
 
 Files are written into fresh temporary folders per example (function-scoped tmp_path does not mix
-with @given). ``extract.sources.CHUNK`` is patched to tiny sizes in some examples so that lines,
+with @given). ``extract.io.sources.CHUNK`` is patched to tiny sizes in some examples so that lines,
 byte order marks and compressed frames straddle read boundaries.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The served log (extract/serve/log.py): parts in the job's docs/entities schemas, written
+"""The served log (extract/serve/log.py): parts in the job's docs and entities schemas, written
 atomically, rotated by size and time, that `python -m extract report` reads as a job's output."""
 from __future__ import annotations
 

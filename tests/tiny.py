@@ -2,7 +2,7 @@
 a 2-layer MPNet backbone, and training's token classifier built on a backbone.
 
 No network and no downloaded weights. transformers 5 ignores ``vocab_file=`` for the fast BERT
-tokenizer (FACTS.md), so the vocab is passed as a dict.
+tokenizer (../shared/docs/FACTS.md), so the vocab is passed as a dict.
 """
 from __future__ import annotations
 

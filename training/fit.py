@@ -1,6 +1,6 @@
 """The one training loop: fine-tuning and distillation both run here.
 
-Length-grouped batches (an epoch on 2 cores drops from ~20 to ~5 minutes), AdamW with
+Length-grouped batches (far less padding, so a much shorter epoch), AdamW with
 linear warm-up/decay, evaluation every ``eval_every`` steps and at each epoch end, the best model
 kept, and a checkpoint after every evaluation that ``run.resume`` continues from.
 """

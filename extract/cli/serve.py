@@ -3,13 +3,18 @@
 Starts Ray (embedded local unless ray.address), the app, waits until GET /healthz answers 200 and
 serves until SIGTERM or SIGINT: then in-flight requests finish (serve.drain_seconds at most), the
 served log's last part is written, and it exits 0.
+
+Start-up errors (a bad config, no model at model.path, a port already taken) are checked before Ray
+starts: one line on stderr and exit 2. A failure once Ray runs: one line and exit 1.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -42,6 +47,12 @@ def run(args) -> int:
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"error: model.path: {exc}", file=sys.stderr)
         return 2
+    if not cfg.ray.address:  # embedded Ray: Serve's proxy listens here (on a cluster: on its nodes)
+        try:
+            check_port(cfg.serve.host, cfg.serve.port)
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     stop = threading.Event()
     got: list[str] = []
 
@@ -77,6 +88,30 @@ def run(args) -> int:
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, signal.SIG_IGN)  # a second signal must not cut the drain short
         app.stop()
+
+
+def check_port(host: str, port: int) -> None:
+    """Raises OSError (one line naming host:port and the fix) when the service could not listen there.
+
+    Binds a plain socket and releases it at once, so a taken port fails in a fraction of a second
+    instead of after Ray and Serve's proxy started (exit 1 and pages of Ray tracebacks). SO_REUSEADDR
+    as the proxy sets it: a port a previous run left in TIME_WAIT passes, as it would there."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise OSError(f"serve.host: expected an address of this machine to listen on (e.g. 127.0.0.1 or "
+                      f"0.0.0.0), found {host!r} ({exc.strerror}).") from None
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(f"serve.port: port {port} on {host} is already in use (another process listens "
+                              f"there); stop it or pick a free one, e.g. --set serve.port={port % 65535 + 1}."
+                              ) from None
+            raise OSError(f"serve.host/serve.port: cannot listen on {host}:{port}: {exc.strerror}.") from None
 
 
 def wait_ready(url: str, timeout: float, stop: threading.Event) -> str | None:

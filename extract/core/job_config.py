@@ -72,9 +72,9 @@ class InferenceConfig:
     # compare runners bit for bit
     threads: int = 0
     # onnx: the forward pass in ONNX Runtime (CPU, fp32) from MODEL_DIR/model.onnx, written at release
-    # or by `python -m extract export-onnx MODEL_DIR`; +14-17% words/s on 2 cores, same predictions.
+    # or by `python -m extract export-onnx MODEL_DIR`; same predictions (speed: docs/benchmarks/extract.md).
     # onnx-int8: MODEL_DIR/model.int8.onnx (`export-onnx --int8`, written at release): dynamic int8
-    # weights, faster on CPU at a small F1 cost (README: the case table and the bench).
+    # weights, faster on CPU at a small F1 cost (docs/benchmarks/model.md, docs/benchmarks/extract.md).
     engine: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     def validate(self) -> None:
@@ -95,7 +95,7 @@ class FunnelConfig:
 
     # On: capitalised-or-digit cost 0.00 dev F1 and skipped no Reuters window, but all of a lowercase
     # corpus, names included; capitalised-or-caseless (the default) runs caseless documents whole
-    # (scripts/funnel_table.py, README).
+    # (scripts/funnel_table.py, docs/benchmarks/extract.md).
     enabled: bool = True
     rule: Literal["capitalised-or-caseless", "capitalised-or-digit"] = "capitalised-or-caseless"
 

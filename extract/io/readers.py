@@ -4,11 +4,12 @@ Formats: JSON lines (.jsonl/.ndjson, or .json that is not an array), JSON arrays
 CSV and folders of .txt files (id = path relative to the folder), each optionally compressed
 (.gz, .bz2, .xz, .zst). One reader class per format with one method, ``read(shard)``.
 
-Paths are local paths or URIs (extract/fs.py); a text file's id is its path relative to the
+Paths are local paths or URIs (extract/core/fs.py); a text file's id is its path relative to the
 folder it was listed under, for URIs too. Planning reads no record: an uncompressed JSON-lines
 file is cut into byte ranges of ``shard_bytes`` that the reader aligns to line starts, Parquet by
 row counts from the footer, text folders into groups of ``shard_size`` files; a compressed file, a
-CSV or a JSON array cannot be split and is one shard. A JSON-lines record's source is ``file@byte offset`` of its line. Duplicate ids are settled after the run over the docs table (extract/duplicates.py).
+CSV or a JSON array cannot be split and is one shard. A JSON-lines record's source is ``file@byte offset``
+of its line. Duplicate ids are settled after the run over the docs table (extract/job/duplicates.py).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Input files: which ones, in which format and compression, and bounded line reading.
 
 Paths are local paths or URIs (``s3://``, ``gs://``, ``hdfs://``, ``file://``), listed and opened
-through extract/fs.py. Suffixes match case-insensitively (``NEWS.JSONL.GZ``); files under a
+through extract/core/fs.py. Suffixes match case-insensitively (``NEWS.JSONL.GZ``); files under a
 folder or glob whose suffix names no known format are not read but counted, with their first few
 names, for run.json. Entries of a local folder or glob that are not regular files (FIFOs, sockets,
 dangling symlinks, symlinked folders) are never silent and never opened: under a text name
@@ -83,7 +83,7 @@ def _known() -> str:
 def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
     """Every input file in a stable order; unknown suffixes under folders and globs are counted.
 
-    A spec is a local path or a URI (extract/fs.py): a folder lists every file below it in os.walk
+    A spec is a local path or a URI (extract/core/fs.py): a folder lists every file below it in os.walk
     order (a folder's files by name, then its subfolders), a glob its matches sorted by name."""
     out = Listing()
 
@@ -173,7 +173,7 @@ class _Lzma(_Owning, lzma.LZMAFile):
 
 
 def open_binary(path: str, compression: str | None) -> BinaryIO:
-    """A local path or a URI (extract/fs.py), decompressed by ``compression``."""
+    """A local path or a URI (extract/core/fs.py), decompressed by ``compression``."""
     raw = fs.open_input(path)
     try:
         if compression == "gzip":

@@ -10,7 +10,7 @@ counted, and once it has killed ``record_kill_limit`` careful attempts it become
 and the shard goes on. Ray retries the task on a new actor (bounded by ``ray.max_task_retries``);
 with the local runner a rerun picks up the note the same way.
 
-``out`` may be a local folder or a URI (extract/fs.py): a note is one small atomic write (one PUT
+``out`` may be a local folder or a URI (extract/core/fs.py): a note is one small atomic write (one PUT
 on an object store).
 """
 from __future__ import annotations

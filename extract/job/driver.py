@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import signal
 import threading
@@ -23,10 +22,10 @@ from typing import Any, Iterator
 
 from extract.core import fs
 from extract.job.attempts import FOLDER as ATTEMPTS
-from extract.job.duplicates import settle
 from extract.job.identity import job_identity
 from extract.core.job_config import InputConfig, RayConfig
 from extract.job.output import check_not_inputs, check_output_path, lock, prepare
+from extract.job.runners import Runner, runner_for
 from extract.io.plan import Pending, Plan, input_stamps, load_plan, plan, probe_columns, save_plan
 
 
@@ -108,9 +107,8 @@ def lock_scope() -> Iterator[None]:
             lk.release()
 
 
-def workers(job: JobSpec) -> int:
-    """The model replicas the job runs on: input.shard_bytes auto sizes shards for them."""
-    return max(1, job.ray.num_actors) if job.runner == "ray" else 1
+def runner(job: JobSpec) -> Runner:
+    return runner_for(job.runner, job.ray)
 
 
 def drive(job: JobSpec, overwrite: bool, plan_only: bool = False) -> dict:
@@ -121,7 +119,7 @@ def drive(job: JobSpec, overwrite: bool, plan_only: bool = False) -> dict:
     t0 = time.perf_counter()
     out = check_output_path(job.output_path)
     saved = None if overwrite else load_plan(out, job.input)
-    shards, facts = saved or plan(job.input, workers(job), job.runner == "ray" and job.ray.gpus_per_actor > 0)
+    shards, facts = saved or plan(job.input, runner(job).workers(), runner(job).gpu())
     stamps = input_stamps(shards)
     check_not_inputs(out, [f for f, _, _ in stamps])
     if saved is None:
@@ -146,10 +144,7 @@ def drive(job: JobSpec, overwrite: bool, plan_only: bool = False) -> dict:
     except Interrupted as exc:
         exc.total = len(shards)
         exc.done = _count_done(out, len(shards) - len(pending) + getattr(exc, "finished_this_run", 0))
-        if job.runner == "ray":
-            from extract.job import runner_ray
-
-            runner_ray.shutdown()  # stopped after the shards (settling duplicates): Ray goes now too
+        runner(job).stop()  # stopped after the shards (settling duplicates): Ray goes now too
         raise
     finally:
         if not _SCOPES:
@@ -173,38 +168,22 @@ def write_json(path: str, data: dict) -> None:
     fs.write_bytes_atomic(str(path), json.dumps(data, indent=2, default=str).encode("utf-8"))
 
 
-def process_cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's or taskset's limit)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def resolve_threads(threads: int, ray_cfg: RayConfig, runner: str = "ray") -> int:
+def resolve_threads(threads: int, ray_cfg: RayConfig, runner_name: str = "ray") -> int:
     """torch / ONNX Runtime threads of a model replica. ``inference.threads`` when > 0 (set it to
     compare runners: a forward pass with another thread count may sum in another order and change
     a score in its last bits). When 0: on the local runner the process's cores (the one model
     replica has the machine), on Ray the CPUs a model actor reserves (``ray.cpus_per_actor``,
     rounded up; Ray's workers run with OMP_NUM_THREADS=1 otherwise)."""
-    if threads > 0:
-        return threads
-    return process_cores() if runner == "local" else max(1, math.ceil(ray_cfg.cpus_per_actor))
+    return runner_for(runner_name, ray_cfg).threads(threads)
 
 
 def execute(job: JobSpec, out: str, pending: Pending) -> dict:
     """Run pending shards on the chosen runner with a progress bar; this run's counts and speed."""
     kwargs = {**job.processor_kwargs, "out": out}
-    threads = resolve_threads(job.threads, job.ray, job.runner)
+    run_with = runner(job)
+    threads = run_with.threads(job.threads)
     logs = None
-    if job.runner == "ray":
-        from extract.job import runner_ray
-
-        results = runner_ray.run_ray(job.processor_cls, kwargs, pending, job.ray, threads)
-    else:
-        from extract.job.runner_local import run_local
-
-        results = run_local(job.processor_cls, kwargs, pending, threads)
+    results = run_with.run(job.processor_cls, kwargs, pending, threads)
     done_docs = done_words = done_shards = 0
     t_run = time.time()
     # Progress in shards: a byte-range shard's record count is only known once it is read.
@@ -224,8 +203,7 @@ def execute(job: JobSpec, out: str, pending: Pending) -> dict:
         close = getattr(results, "close", None)
         if close is not None:
             close()  # a runner stopped early (error, signal) lets go of its workers now
-        if job.runner == "ray":
-            logs = runner_ray.log_dir()
+        logs = run_with.log_dir()
     seconds = time.time() - t_run
     run = {"shards": len(pending), "documents": done_docs, "words": done_words, "seconds": round(seconds, 2),
            "documents_per_second": round(done_docs / seconds, 2) if seconds else None,
@@ -265,8 +243,4 @@ def settle_duplicates(job: JobSpec, out) -> int:
     """Duplicate ids settled after the shards (extract/job/duplicates.py), in bounded memory: on
     Ray as Ray tasks (runner_ray.settle_ray; the local pass when this run started no Ray), else
     the local external pass. The number of duplicate rows."""
-    if job.runner == "ray":
-        from extract.job import runner_ray
-
-        return runner_ray.settle_ray(str(out), (job.data_dir,), job.ray)
-    return settle(out, (job.data_dir,))
+    return runner(job).settle(str(out), (job.data_dir,))

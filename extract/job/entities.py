@@ -127,7 +127,7 @@ def run(cfg: ExtractConfig, overwrite: bool = False) -> dict:
 
 def check_model(path: str, labels: tuple[str, ...], engine: str = "torch") -> Path:
     """extract/model/loaded.py ``check_model``, its errors as the job's config errors."""
-    from extract.model.loaded import check_model as check
+    from extract.model.check import check_model as check
     from extract.text.labels import LabelsError
 
     try:

@@ -7,7 +7,7 @@ nothing else: a folder with foreign files, or the working directory, home, the f
 the project root or any folder above them, is refused before anything is touched.
 
 The folder is a local path or a URI (``s3://``, ``gs://``, ``hdfs://``; ``file://`` counts as
-local), read and written through extract/fs.py. A URI skips the local checks above, but a bucket
+local), read and written through extract/core/fs.py. A URI skips the local checks above, but a bucket
 (or filesystem) root is refused. Object stores have no folders: a "folder" there is a key prefix,
 and one whose files were all deleted can linger as an empty marker, so there a folder with no
 files below it counts as empty.

@@ -4,9 +4,9 @@ actor pool: a CPU stage builds the processor without its model once per actor, t
 loads it once per actor.
 
 Why actors for the CPU stages too: as Ray tasks, every new worker process paid Python, Ray's
-worker and the job's imports (~1.7 CPU-s on this machine), and Ray keeps only as many idle workers
-as the node has CPUs, so a job kept starting new ones: 12 worker processes ran the 48 steps of
-24 shards with 20.6 CPU-s of start-up; as actors, 4 with 7.1 (scripts/bench_pipeline.py, 2 cores).
+worker and the job's imports, and Ray keeps only as many idle workers as the node has CPUs, so a
+job kept starting new ones; as actor pools a few processes pay that start-up once each
+(scripts/bench_pipeline.py; the numbers: docs/benchmarks/pipeline.md).
 """
 from __future__ import annotations
 

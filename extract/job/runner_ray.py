@@ -21,7 +21,7 @@ Signals: ``ray.init`` installs a SIGTERM handler of its own (it ended in "Aborte
 Console: Ray's INFO lines stay in Ray's log files (``log_dir``, named in the summary) unless
 ``NERBATCH_RAY_LOG=info``. The "constructor arguments in the object store and max_restarts > 0"
 ERROR came from Ray Data 2.60 passing refs to its own DataContext and MapTransformer to every actor
-(ray-project/ray#53727): ``_inline`` passes both by value. Stage functions: job/ray_stages.py.
+(ray-project/ray#53727): ``_inline`` passes both by value. Stage functions: extract/job/ray_stages.py.
 """
 from __future__ import annotations
 
@@ -151,8 +151,8 @@ def _no_idle_downscaling(ctx: Any) -> None:
     """A pool shrinks when its inputs are all consumed (at the end), or when it takes more than the
     resources Ray Data allots it, never because it was briefly under-used. Ray Data's default
     removes an actor whenever half a pool's slots are idle: a Finish pool of 2 waiting on the model
-    lost an actor 18 s into a 24-shard job and, 1.5 s later with two shards queued, started a new
-    one paying a worker's start-up again (~3 CPU-s; Ray Data's log, 2 cores). The pools are sized
+    lost an actor mid-job and, moments later with shards queued, started a new one paying a
+    worker's start-up again (Ray Data's log). The pools are sized
     to the cluster when they start, so an idle actor waits for the next shard instead."""
     import dataclasses
 
@@ -432,7 +432,7 @@ def settle_ray(out: str, data_dirs: tuple[str, ...], cfg: RayConfig) -> int:
     dup.remove_spill(spill)
     # A whole CPU a task: each keeps a core busy reading and writing Parquet, and with a fraction Ray
     # ran more at once than there are cores, each in a new worker process paying Python's, Ray's
-    # and pyarrow's start-up (~2 CPU-s here): 9 processes for 24 shards on 2 cores, 18 CPU-s.
+    # and pyarrow's start-up again.
     opts = {"num_cpus": max(1.0, cfg.cpus_per_task), "max_retries": 3}
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))

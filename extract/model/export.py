@@ -26,7 +26,7 @@ from extract.text.casing import NUM_CASING_IDS
 
 OPSET = 18  # the dynamo exporter's own opset (>= 17: LayerNormalization is one op)
 EXPORT_TOLERANCE = 1e-3  # max |logit diff| torch vs ONNX Runtime accepted right after export
-# int8: max |logit diff| over the largest |logit| accepted (the real student: see README; a broken
+# int8: max |logit diff| over the largest |logit| accepted (the real student: docs/benchmarks/extract.md; a broken
 # quantisation gives differences of the order of the logits themselves)
 INT8_TOLERANCE = 0.15
 

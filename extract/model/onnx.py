@@ -3,8 +3,8 @@
 Only the model's forward pass changes engine: tokenizer, windows, casing ids, batching, window
 merging, temperature and decoding are the torch path's own (extract/model/predict.py), fed the
 same numpy arrays ``batch_tensors`` builds (extract/model/batch.py). fp32 ONNX Runtime gives the
-same entities as torch fp32 but is slower here: 6,632 against 8,851 words/s on CoNLL dev, 2 threads
-(README.md, scripts/onnx_check.py), so torch stays the default engine.
+same entities as torch fp32 but was slower on CPU (docs/benchmarks/extract.md, measured by
+scripts/onnx_check.py), so torch stays the default engine.
 
 ``model.onnx`` sits next to model.safetensors and is written by extract/model/export.py (at
 release, or ``python -m extract export-onnx MODEL_DIR``); ``inference.engine: onnx-int8`` runs

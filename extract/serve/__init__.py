@@ -3,6 +3,6 @@
 - extract/serve/config.py: the validated config (configs/serve.yaml).
 - extract/serve/protocol.py: request parsing and validation, responses, the service's own metrics
   (no Ray: unit-testable).
-- extract/serve/log.py: what was served, appended as Parquet parts in the job's docs/entities schemas.
+- extract/serve/log.py: what was served, appended as Parquet parts in the job's docs and entities schemas.
 - extract/serve/app.py: the Ray Serve deployment (the one module of extract.serve importing ray).
 """

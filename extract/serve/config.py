@@ -35,9 +35,10 @@ class ServeSection:
     # Texts (not requests) per model call: one request's texts may fill several batches, and texts
     # of concurrent requests share one (Ray Serve's @serve.batch).
     max_batch_size: int = 32
-    # How long a batch waits for more texts once its first arrived. 2 ms (README's linger table, 2 CPUs):
-    # free at one client, ~30% more requests/s than 0 ms from 8 clients (requests arriving together
-    # share a batch); longer lingers bought nothing more. Re-measure on a GPU (scripts/bench_serve.py).
+    # How long a batch waits for more texts once its first arrived. A short linger costs one client
+    # nothing and raises requests/s under concurrent clients (requests arriving together share a
+    # batch); longer lingers bought nothing more (docs/benchmarks/serve.md: choosing the linger).
+    # Re-measure on a GPU (scripts/bench_serve.py).
     batch_wait_ms: float = 2.0
     num_replicas: int = 1  # model copies (one Ray actor each)
     cpus_per_replica: float = 1.0

@@ -11,7 +11,7 @@ from extract.serve.config import ServeConfig
 def check_model(cfg: ServeConfig) -> tuple[str, str]:
     """(local model dir, model id), refusing a folder that is no model or lacks a wanted label
     before Ray starts (ValueError / FileNotFoundError with the fix)."""
-    from extract.model.loaded import check_model as check
+    from extract.model.check import check_model as check
     from extract.model.loaded import model_id
 
     path = check(cfg.model.path, cfg.model.labels, cfg.inference.engine, "model.labels")
