@@ -99,5 +99,6 @@ class Extractor:
         out: list[list[Entity]] = [[] for _ in texts]
         for i, doc, lg in zip(todo, docs, logits):
             found, _ = chain.entities(doc, lg, clean[i])
-            out[i] = [Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"]) for e in found]
+            out[i] = [Entity(e["label"], texts[i][e["start"]:e["end"]], e["start"], e["end"], e["score"])
+                      for e in found]
         return out

@@ -60,7 +60,8 @@ def job_sets(args, data: Path, out: Path, runner: str, engine: str = "torch", mo
     sets = [f"runner={runner}", f"input.path={data}", "input.text_columns=[text]", f"output.path={out}",
             f"inference.engine={engine}",
             f"model.path={model or args.model}", "show_progress=false", f"inference.device={args.device}",
-            f"inference.dtype={args.dtype}", f"inference.batch_size={args.batch_size}", f"inference.batch_tokens={args.batch_tokens}",
+            f"inference.dtype={args.dtype}", f"inference.batch_size={args.batch_size}",
+            f"inference.batch_tokens={args.batch_tokens}",
             f"input.shard_bytes={math.ceil(data.stat().st_size / args.shards)}"]
     if runner == "ray":
         sets += [f"ray.num_actors={args.actors}", f"ray.cpus_per_actor={args.cpus_per_actor}",
@@ -260,7 +261,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag, kind, default in (("docs", int, 5000), ("shards", int, 20),  # shards: sets input.shard_bytes
                                 ("model", str, str(ROOT / "data" / "models" / "default")), ("device", str, "cpu"),
-                                ("dtype", str, "fp32"), ("batch-size", int, 32), ("batch-tokens", int, 0), ("actors", int, 2),
+                                ("dtype", str, "fp32"), ("batch-size", int, 32), ("batch-tokens", int, 0),
+                                ("actors", int, 2),
                                 ("cpus-per-actor", float, 0.75), ("gpus-per-actor", float, 0.0)):
         ap.add_argument(f"--{flag}", type=kind, default=default)
     ap.add_argument("--models", type=lambda s: [x for x in s.split(",") if x], default=[],

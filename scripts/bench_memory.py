@@ -13,6 +13,7 @@ seconds from start to the first docs part, and the process's peak RSS by then.
     python scripts/bench_memory.py memory --sizes 1,4,16,64 --runner local
     python scripts/bench_memory.py memory --sizes 1,4,16 --runner local --rev 15cd8f8
     python scripts/bench_memory.py first-shard --records 30000,3000000
+    python scripts/bench_memory.py planning-files --files 120000   # planning a folder of small .txt files
 
 Each run adds its rows (with command, machine, date) to runs/bench_memory.json, prints them and
 rewrites docs/benchmarks/memory.md from all rows kept there. Corpora are written under
@@ -116,7 +117,8 @@ def watch(argv: list[str], cwd: str, out: Path, timeout: float, ray: bool) -> di
     err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
     proc.wait()
     return {"driver_peak_mb": round(driver_peak), "worker_peak_mb": round(worker_peak) if ray else round(driver_peak),
-            "worker": worker_title if ray else "the job's process", "first_shard_s": round(done_at, 1) if done_at else None,
+            "worker": worker_title if ray else "the job's process",
+            "first_shard_s": round(done_at, 1) if done_at else None,
             "stopped_at_s": None if done_at else round(time.time() - t0, 1), "pieces_staged_when_stopped": pieces,
             "stderr_tail": "" if done_at else err}
 
@@ -163,13 +165,55 @@ def first_shard(args) -> list[dict]:
     return rows
 
 
+PLAN_CHILD = """
+import resource, sys, time
+from extract.core.job_config import InputConfig
+from extract.io.plan import plan, probe_columns
+if sys.argv[2] == "plan":
+    t0 = time.time()
+    shards, facts = plan(InputConfig(path=(sys.argv[1],), text_columns=("text",)))
+    probe_columns(shards, InputConfig(path=(sys.argv[1],), text_columns=("text",)))
+    print(facts["files"], facts["shards"], round(time.time() - t0, 2))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def planning_files(args) -> list[dict]:
+    """Plan a folder of N small .txt files in a fresh process; peak RSS against the imports alone."""
+    folder = WORK / f"txt-{args.files}"
+    if not folder.is_dir():
+        tmp = folder.with_name(folder.name + ".tmp")
+        for i in range(args.files):
+            sub = tmp / f"d{i // 1000:03d}"
+            if i % 1000 == 0:
+                sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"{i}.txt").write_text(f"John Smith visited Bonn on day {i}.\n")
+        tmp.rename(folder)
+    out = {}
+    for what in ("floor", "plan"):
+        r = subprocess.run([sys.executable, "-c", PLAN_CHILD, str(folder), what], capture_output=True, text=True,
+                           check=True)
+        out[what] = r.stdout.split()
+    files, shards, seconds, peak = out["plan"]
+    row = {"what": "planning a folder", "rev": "working tree", "runner": "-", "records": int(files),
+           "worker_peak_mb": int(peak), "driver_peak_mb": int(peak), "first_shard_s": None,
+           "stopped_at_s": None, "pieces_staged_when_stopped": 0, "plan_seconds": float(seconds),
+           "shards": int(shards), "floor_mb": int(out["floor"][0])}
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| what | code | runner | shard MB / records | peak RSS, worker (MB) | peak RSS, driver (MB) | first shard (s) "
-             "| command | machine, date |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| what | code | runner | shard MB / records | peak RSS, worker (MB) | peak RSS, driver (MB) "
+             "| first shard (s) | command | machine, date |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         size = f"{r['shard_mb']:g} MB" if "shard_mb" in r else f"{r['records']:,}"
-        first = (f"{r['first_shard_s']}" if r["first_shard_s"] is not None else
-                 f"not done in {r['stopped_at_s']} s ({r['pieces_staged_when_stopped']} pieces staged)")
+        if "plan_seconds" in r:
+            first = f"planned in {r['plan_seconds']} s, {r['shards']} shards; imports alone {r['floor_mb']} MB"
+        elif r["first_shard_s"] is not None:
+            first = f"{r['first_shard_s']}"
+        else:
+            first = f"not done in {r['stopped_at_s']} s ({r['pieces_staged_when_stopped']} pieces staged)"
         lines.append(f"| {r['what']} | {r['rev']} | {r['runner']} | {size} | {r['worker_peak_mb']:,} | "
                      f"{r['driver_peak_mb']:,} | {first} | `{r.get('command', '')}` | {r.get('machine', '')}, "
                      f"{r.get('date', '')} |")
@@ -187,8 +231,10 @@ def main() -> None:
     f = sub.add_parser("first-shard")
     f.add_argument("--records", default="30000,3000000")
     f.add_argument("--timeout", type=float, default=600)
+    pf = sub.add_parser("planning-files")
+    pf.add_argument("--files", type=int, default=120_000)
     args = ap.parse_args()
-    rows = memory(args) if args.cmd == "memory" else first_shard(args)
+    rows = {"memory": memory, "first-shard": first_shard, "planning-files": planning_files}[args.cmd](args)
     store = Path("runs/bench_memory.json")
     saved = json.loads(store.read_text()) if store.is_file() else []
     command = "python scripts/bench_memory.py " + " ".join(sys.argv[1:])

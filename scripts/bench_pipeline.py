@@ -413,7 +413,8 @@ def run_fake_job(cfg: Any, stats_dir: Path) -> dict:
     out = Path(report.get("config", {}).get("output", {}).get("path", cfg.output.path))
     run_json = json.loads((out / "run.json").read_text())
     shards = [json.loads(p.read_text()) for p in sorted((out / "stats").glob("part-*.json"))]
-    return {"wall": wall, "run_json": run_json, "actors": notes, "stage_workers": stage_notes, "shard_stats": shards, "cpu": split,
+    return {"wall": wall, "run_json": run_json, "actors": notes, "stage_workers": stage_notes, "shard_stats": shards,
+            "cpu": split,
             "run_json_mtime": (out / "run.json").stat().st_mtime, "started_at": started_at}
 
 
@@ -466,8 +467,9 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
         ["fake model's share of CPU, in-process",
          f"{100 * ceiling['forward_share']:.1f}% of prepare + model stage + finish (random logits alone "
          f"{100 * ceiling['forward_only_share']:.1f}%; the rest is the job's batching and slicing)", "", ""],
-        ["cores counted for the CPU stages", f"{cores} (every core of the machine; {actors} model actor x "
-                                             f"{cpus_per_actor} CPU, the driver and Ray's processes share them)", "", ""],
+        ["cores counted for the CPU stages",
+         f"{cores} (every core of the machine; {actors} model actor x "
+         f"{cpus_per_actor} CPU, the driver and Ray's processes share them)", "", ""],
         ["ceiling for the job (per core x cores)", f"{job_ceiling:,.0f} words/s", "1.00", ""],
     ]
     result_rates = {}
@@ -481,7 +483,8 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
                  f"{total_cpu:.1f} of {wall_cpu:.1f} CPU-s: CPU-stage workers {cpu['cpu_stage_workers']:.1f} "
                  f"({job['cpu']['processes']['cpu_stage_workers']} processes), model actor "
                  f"{cpu['model_actor']:.1f} (infer {sum(a['infer_cpu'] for a in job['actors']):.1f} CPU-s, of which "
-                 f"random logits {forward:.1f} s wall; the rest: start-up and transport), driver {cpu['driver']:.1f}, Ray's own "
+                 f"random logits {forward:.1f} s wall; the rest: start-up and transport), driver {cpu['driver']:.1f}, "
+                 "Ray's own "
                  f"processes {cpu['ray_processes']:.1f}", "", ""])
     t0 = job["started_at"]
     done = sorted(s["finished_at"] for s in job["shard_stats"])
@@ -497,7 +500,8 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
         rest = sum(n["process_cpu"] for n in sw) - inside - start
         rows.append(["CPU-stage workers that ran a step: where their CPU went",
                      f"{len(sw)} processes ({sum(n['prepare'] for n in sw)} prepare, {sum(n['finish'] for n in sw)} "
-                     f"finish): inside prepare + finish {inside:.1f} CPU-s ({corpus['words'] / inside:,.0f} words/CPU-s "
+                     f"finish): inside prepare + finish {inside:.1f} CPU-s "
+                     f"({corpus['words'] / inside:,.0f} words/CPU-s "
                      f"against the ceiling's {ceiling['per_core_wps']:,.0f}), start-up before the first step "
                      f"{start:.1f}, between the steps (transport, Ray Data's per-task work) {rest:.1f}", "", ""])
         # The same steps timed inside the job: a ceiling measured in the same minutes as the job, so
@@ -514,7 +518,8 @@ def report(corpus: dict, ceiling: dict, job: dict, cores: int, actors: int, cpus
                          "met" if ratio >= GOAL else "not met"])
     text = table(["quantity", "value", "ratio to the job's ceiling", f"goal >= {GOAL}"], rows)
     result = {"corpus": corpus, "ceiling": ceiling, "cores": cores, "job_ceiling_wps": job_ceiling,
-              "rates": result_rates, "cpu": job["cpu"], "actors": job["actors"], "stage_workers": job["stage_workers"], "actor_process_cpu": actor_cpu,
+              "rates": result_rates, "cpu": job["cpu"], "actors": job["actors"], "stage_workers": job["stage_workers"],
+              "actor_process_cpu": actor_cpu,
               "whitespace_words_per_job_word": per_ws, "run_json_this_run": this_run,
               "run_json_wall_seconds": rj.get("wall_seconds")}
     return text, result

@@ -77,7 +77,8 @@ def write_part(task: tuple) -> int:
     u = rng.random(per_part)
     status = np.where(u < 0.005, "error", np.where(u < 0.01, "skipped", np.where(u < 0.012, "empty", "ok")))
     error = np.where(status == "error", "malformed JSON: Expecting value at line 1",
-                     np.where(status == "skipped", "1,234,567 characters is over input.max_chars=1000000; raise it", None))
+                     np.where(status == "skipped", "1,234,567 characters is over input.max_chars=1000000; raise it",
+                              None))
     ok = status == "ok"
     n_words = np.where(ok, rng.integers(50, 400, per_part), 0)
     n_ent = np.where(ok, ENTS_PER_DOC, 0)
@@ -96,7 +97,8 @@ def write_part(task: tuple) -> int:
     vocab = pa.array([f"Name{i}" for i in range(VOCAB)], pa.string())
     text = vocab.take(pa.array(np.minimum(rng.zipf(1.3, m) - 1, VOCAB - 1)))
     ents = pa.table({"doc_id": pa.array(ids_np[rows], pa.string()),
-                     "label": pa.array(np.array(["PER", "LOC", "ORG"], dtype=object)[rng.integers(0, 3, m)], pa.string()),
+                     "label": pa.array(np.array(["PER", "LOC", "ORG"], dtype=object)[rng.integers(0, 3, m)],
+                                       pa.string()),
                      "text": text, "start": pa.array(start, pa.int64()), "end": pa.array(start + 8, pa.int64()),
                      "score": pa.array(rng.beta(5, 1.2, m).astype(np.float32), pa.float32()),
                      "model": pa.array(["default:" + "ab" * 32] * m, pa.string())}, schema=schema.ENTITIES)
@@ -129,7 +131,8 @@ def make_output(base: Path, n_docs: int, per_part: int, workers: int) -> tuple[P
     cfg = load(ExtractConfig, str(CONFIG), cli_sets(overrides(src, out)))
     n_parts = max(1, n_docs // per_part)
     st = os.stat(src)
-    shards = [Shard(f"00000-{k:05d}", "jsonl", str(src), None, k * 700 * per_part, -1, stamps=[[st.st_size, st.st_mtime_ns]])
+    shards = [Shard(f"00000-{k:05d}", "jsonl", str(src), None, k * 700 * per_part, -1,
+                    stamps=[[st.st_size, st.st_mtime_ns]])
               for k in range(n_parts)]
     settings = job_settings(cfg)  # the job's identity must match for the real command to resume
     prepare(str(out), job_identity(settings, input_stamps(shards), [MODEL]),

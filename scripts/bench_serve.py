@@ -173,7 +173,8 @@ def main() -> int:
 
     texts = sentences(Path(a.sample))
     base = [f"model.path={a.model}", f"serve.port={a.port}", f"inference.threads={a.threads}",
-            f"serve.cpus_per_replica={a.cpus_per_replica}", "serve.max_ongoing_requests=64", "serve.max_queued_requests=-1",
+            f"serve.cpus_per_replica={a.cpus_per_replica}", "serve.max_ongoing_requests=64",
+            "serve.max_queued_requests=-1",
             f"serve.num_replicas={a.replicas}"]
     if a.kill_replica_after is not None:
         cfg = load_cfg(ServeConfig, ROOT / "configs" / "serve.yaml",

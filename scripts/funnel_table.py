@@ -69,12 +69,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, path in (("CoNLL dev", valid), ("CoNLL dev lowercased", lower)):
         if not path.exists():
-            print(f"| {name} | - | - | {path} missing: python scripts/case_variants.py {valid} --out {path.parent} | | | |")
+            print(f"| {name} | - | - | {path} missing: python scripts/case_variants.py {valid} "
+                  f"--out {path.parent} | | | |")
             continue
         dev = read_conll(path)
         for funnel in (None, *RULES):
             m, _ = evaluate_loaded(loaded, dev, "document", 64, funnel=funnel)
-            print(f"| {name} | {funnel or 'off'} | - | {100 * m['f1']:.2f} | - | {m['seconds']:.1f} | {m['words_per_second']:,.0f} |")
+            print(f"| {name} | {funnel or 'off'} | - | {100 * m['f1']:.2f} | - | {m['seconds']:.1f} "
+                  f"| {m['words_per_second']:,.0f} |")
     corpora = [("Reuters", reuters(args.docs)), ("chat (generated, lowercase)", chat(args.chat))]
     if Path(args.lowercase).exists():
         rows = [json.loads(line) for line in open(args.lowercase, encoding="utf-8")]
@@ -83,7 +85,8 @@ def main() -> None:
         words = sum(len(t.split()) for t in texts)
         for funnel in (None, *RULES):
             share, ents, secs = measure(loaded, texts, funnel)
-            print(f"| {name}, {len(texts):,} docs | {funnel or 'off'} | {share:.1%} | - | {ents:,} | {secs:.1f} | {words / secs:,.0f} |")
+            print(f"| {name}, {len(texts):,} docs | {funnel or 'off'} | {share:.1%} | - | {ents:,} | {secs:.1f} "
+                  f"| {words / secs:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 . .venv/bin/activate
 export RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+ruff check .  # lint (config: pyproject.toml [tool.ruff]); a finding fails the run before the tests
 python -m pytest -q "$@"

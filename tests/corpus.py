@@ -66,7 +66,8 @@ def write_bad_corpus(root: Path) -> dict[str, tuple[str, str | None]]:
     full = gzip.compress(_jsonl(*({"id": f"trunc-{i}", "body": f"Record {i} from Bonn, " * 20} for i in range(400))))
     (src / "h.jsonl.gz").write_bytes(full[: len(full) * 2 // 3])
     # A gzip bomb: 64 MB of zeros on one line, 64 kB on disk; skipped in bounded memory.
-    (src / "i.jsonl.gz").write_bytes(gzip.compress(b"\0" * (64 << 20) + b"\n" + _jsonl({"id": "after-bomb", "body": "Bonn."}),
+    (src / "i.jsonl.gz").write_bytes(gzip.compress(b"\0" * (64 << 20) + b"\n"
+                                                   + _jsonl({"id": "after-bomb", "body": "Bonn."}),
                                                    compresslevel=9))
     # A spreadsheet's CSV: byte order mark, CRLF, a quoted field with a newline.
     buf = io.StringIO()
@@ -81,7 +82,8 @@ def write_bad_corpus(root: Path) -> dict[str, tuple[str, str | None]]:
         (root / name / "sub").mkdir(parents=True, exist_ok=True)
         (root / name / "sub" / "same.txt").write_text(f"Angela Merkel in Berlin ({name})", encoding="utf-8")
     return {
-        "ok-1": ("ok", None), "a.jsonl:2": ("error", "malformed JSON"), "a.jsonl:3": ("error", "missing id column 'id'"),
+        "ok-1": ("ok", None), "a.jsonl:2": ("error", "malformed JSON"),
+        "a.jsonl:3": ("error", "missing id column 'id'"),
         "a.jsonl:4": ("error", "missing text column"), "a.jsonl:5": ("error", "expected a string"),
         "bad-utf8": ("ok", "cp1252"), "empty": ("empty", None), "a.jsonl:9": ("skipped", "duplicate id, first seen at"),
         "a.jsonl:10": ("error", "expected a JSON object"), "big": ("ok", None), "7": ("ok", None),

@@ -65,7 +65,8 @@ def sorted_entities(out: Path):
 def common(model: Path, out: Path, runner: str) -> list[str]:
     # tiny windows (max_length 32 from the tiny model) force many window borders
     return ["--set", f"model.path={model}", "--set", f"output.path={out}", "--set", f"runner={runner}",
-            "--set", "inference.threads=1", "--set", "show_progress=false", "--set", "model.labels=[PER, LOC, ORG, MISC]"]
+            "--set", "inference.threads=1", "--set", "show_progress=false",
+            "--set", "model.labels=[PER, LOC, ORG, MISC]"]
 
 
 def kill_on_env(marker: str, env: dict | None = None) -> dict:

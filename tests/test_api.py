@@ -22,8 +22,8 @@ def test_extractor_matches_the_job(tiny_model_dir, tmp_path):
     ents, _ = tables(tmp_path / "out")
     job = sorted((int(r["doc_id"]), r["label"], r["start"], r["end"], round(r["score"], 5)) for r in ents.to_pylist())
     ner = Extractor.from_pretrained(str(tiny_model_dir), labels=None, threads=1)
-    api = sorted((i, e.label, e.start, e.end, round(e.score, 5)) for i, found in enumerate(ner.pipe(TEXTS, batch_size=2))
-                 for e in found)
+    api = sorted((i, e.label, e.start, e.end, round(e.score, 5))
+                 for i, found in enumerate(ner.pipe(TEXTS, batch_size=2)) for e in found)
     assert job and api == job
     for text, found in zip(TEXTS, ner.pipe(TEXTS)):
         assert all(isinstance(e, Entity) and text[e.start:e.end] == e.text for e in found)

@@ -42,3 +42,14 @@ def test_doc_text_offsets(tmp_path):
     assert text == "EU rejects\nPeter"
     assert [text[s:e] for s, e in zip(starts, ends)] == ["EU", "rejects", "Peter"]
     assert len(units(docs, "sentence")) == 2 and len(units(docs, "document")) == 1
+
+
+def test_case_variants_keep_tags_and_chat_drops_only_punctuation_outside_entities():
+    from training.conll import variant_lines
+
+    lines = ["-DOCSTART- -X- -X- O", "", "U.S. NNP B-NP B-LOC", "troops NNS I-NP O", ", , O O",
+             "Smith NNP B-NP B-PER", "'s POS B-NP O", ". . O O", "", "( ( O O", "Acme NNP B-NP B-ORG", "( ( O I-ORG"]
+    assert variant_lines(lines, "upper")[2:4] == ["U.S. NNP B-NP B-LOC", "TROOPS NNS I-NP O"]
+    chat = variant_lines(lines, "chat")
+    assert chat == ["-DOCSTART- -X- -X- O", "", "u.s. NNP B-NP B-LOC", "troops NNS I-NP O", "smith NNP B-NP B-PER",
+                    "'s POS B-NP O", "", "acme NNP B-NP B-ORG", "( ( O I-ORG"]

@@ -201,12 +201,14 @@ def fake_out(root: Path) -> Path:
     (out / "entities").mkdir(parents=True)
     (out / "docs").mkdir()
     spans = [(0, 13, "PER"), (32, 38, "LOC")]
-    pq.write_table(pa.table({"doc_id": ["d1"] * 2, "label": [s[2] for s in spans], "text": [TEXT[s:e] for s, e, _ in spans],
+    pq.write_table(pa.table({"doc_id": ["d1"] * 2, "label": [s[2] for s in spans],
+                             "text": [TEXT[s:e] for s, e, _ in spans],
                              "start": [s[0] for s in spans], "end": [s[1] for s in spans], "score": [0.9] * 2,
                              "model": ["m"] * 2}, schema=schema.ENTITIES), out / "entities" / "part-00000.parquet")
     pq.write_table(pa.table({"doc_id": ["d1"], "status": ["ok"], "error": [None], "n_chars": [len(TEXT)],
                              "n_words": [7], "n_tokens": [9], "n_entities": [2], "source": ["f"], "warning": [None],
-                             "shard": ["00000"], "index": [0]}, schema=schema.DOCS), out / "docs" / "part-00000.parquet")
+                             "shard": ["00000"], "index": [0]}, schema=schema.DOCS),
+                   out / "docs" / "part-00000.parquet")
     (out / "run.json").write_text(json.dumps({"config": {"model": {"labels": ["PER", "LOC", "ORG", "MISC"]}},
                                               "model": {"id": "tiny-v1"}}))
     return out

@@ -64,7 +64,8 @@ def write_silver(folder: Path, n: int, seed: int = 0, parts: int = 2, shuffle_la
     teacher = list(LABELS) + ["B-DATE"]
     cut = np.linspace(0, n, parts + 1).astype(int)
     for k in range(parts):
-        order = np.random.default_rng(k).permutation(len(teacher)) if (k and shuffle_labels) else np.arange(len(teacher))
+        order = (np.random.default_rng(k).permutation(len(teacher)) if (k and shuffle_labels)
+                 else np.arange(len(teacher)))
         theirs = [teacher[j] for j in order]
         rows = [(s, e, p[:, order]) for s, e, p in labelled[cut[k]:cut[k + 1]]]
         pq.write_table(silver_table(ids[cut[k]:cut[k + 1]], texts[cut[k]:cut[k + 1]], rows, theirs, {"t": 1}),

@@ -119,7 +119,8 @@ def test_spacy_combines_with_models_on_the_model_word_grid(teachers, ruler_pipel
     from training.teachers import Ensemble, SpacyTeacher, TeacherConfig
 
     text = "John Smith flew to Germany ."
-    ens = Ensemble(TeacherConfig(models=(str(teachers[0]),), spacy=SpacyTeacher(pipeline=str(ruler_pipeline), weight=1.0)),
+    ens = Ensemble(TeacherConfig(models=(str(teachers[0]),),
+                                 spacy=SpacyTeacher(pipeline=str(ruler_pipeline), weight=1.0)),
                    threads=1)
     [(starts, _, probs)] = ens.label([text])
     model = predict_probs(load(teachers[0], threads=1), [text])[0].probs
@@ -183,7 +184,8 @@ def test_label_then_distill_through_the_cli(tmp_path, teachers):
 
     student = AutoModelForTokenClassification.from_pretrained(tmp_path / "student" / "best")
     assert student.config.num_hidden_layers == 1
-    losses = [json.loads(l)["loss"] for l in (tmp_path / "student" / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]
+    losses = [json.loads(l)["loss"] for l in (tmp_path / "student" / "train_log.jsonl").read_text().splitlines()
+              if '"loss"' in l]
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
 
 

@@ -260,7 +260,7 @@ def test_makedirs(root):
 
 # ------------------------------------------------------------------------------------------ S3 only
 
-def test_s3_paths_and_endpoint_env(s3_bucket, moto_endpoint, monkeypatch):
+def test_s3_paths_and_endpoint_env(s3_bucket, moto_endpoint, monkeypatch):  # noqa: F811  (fixtures)
     bucket = s3_bucket.removeprefix("s3://")
     f, p = fs.resolve(f"{s3_bucket}/a b/c.json")
     assert isinstance(f, pafs.S3FileSystem) and p == f"{bucket}/a b/c.json"

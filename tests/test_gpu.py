@@ -13,8 +13,8 @@ pytestmark = pytest.mark.gpu
 def test_cuda_job_matches_cpu_spans(tiny_model_dir, tmp_path, dtype):
     """The same spans on CUDA as on CPU (autocast may move scores in the 3rd decimal)."""
     src = tmp_path / "c.jsonl"
-    src.write_text("".join(json.dumps({"id": str(i), "text": f"John Smith of Germany said {i} in New York. " * 20}) + "\n"
-                           for i in range(50)))
+    src.write_text("".join(json.dumps({"id": str(i), "text": f"John Smith of Germany said {i} in New York. " * 20})
+                           + "\n" for i in range(50)))
     base = ["--set", f"input.path={src}", "--set", "input.text_columns=[text]", "--set", "inference.batch_tokens=65536"]
     assert run_cli(*common(tiny_model_dir, tmp_path / "cpu", "local"), *base) == 0
     assert run_cli(*common(tiny_model_dir, tmp_path / "gpu", "local"), *base, "--set", "inference.device=cuda",
@@ -29,7 +29,8 @@ def test_cuda_on_ray_with_a_gpu_actor(tiny_model_dir, tmp_path, ray_local):
     src = tmp_path / "c.jsonl"
     src.write_text("".join(json.dumps({"id": str(i), "text": "Angela Merkel in Bonn."}) + "\n" for i in range(200)))
     assert run_cli(*common(tiny_model_dir, tmp_path / "out", "ray"), "--set", f"input.path={src}",
-                   "--set", "input.text_columns=[text]", "--set", "inference.device=cuda", "--set", "inference.dtype=bf16",
+                   "--set", "input.text_columns=[text]", "--set", "inference.device=cuda",
+                   "--set", "inference.dtype=bf16",
                    "--set", "ray.gpus_per_actor=1", "--set", "ray.num_actors=1", "--set", "input.shard_bytes=2000") == 0
     _, docs = tables(tmp_path / "out")
     assert docs.num_rows == 200 and set(docs.column("status").to_pylist()) == {"ok"}

@@ -303,8 +303,9 @@ def test_cli_accounts_for_every_edge_case(tiny_model_dir, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     long = long_field()
-    (src / "long.csv").write_bytes(csv_bytes([["id", "text"], ["csv-before", "John Smith in Paris."], ["csv-long", long],
-                                              ["csv-after", "Angela Merkel in Berlin."]], "\r\n"))
+    (src / "long.csv").write_bytes(csv_bytes([["id", "text"], ["csv-before", "John Smith in Paris."],
+                                              ["csv-long", long], ["csv-after", "Angela Merkel in Berlin."]],
+                                             "\r\n"))
     (src / "mac.csv").write_bytes(csv_bytes([["id", "text"], ["mac-1", "Reuters in London."],
                                              ["mac-2", "Line one,\nline two in Bonn."]], "\r"))
     docs = odd_folder(tmp_path)

@@ -16,7 +16,8 @@ def _snapshot(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("path", ["", " ", ".", "/", "~", str(ROOT), str(ROOT.parent)])
-def test_overwrite_refuses_dangerous_paths_before_touching_anything(tiny_model_dir, tmp_path, path, capsys, monkeypatch):
+def test_overwrite_refuses_dangerous_paths_before_touching_anything(tiny_model_dir, tmp_path, path, capsys,
+                                                                    monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "precious.txt").write_text("user data")
     before = _snapshot(tmp_path)

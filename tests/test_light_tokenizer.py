@@ -24,7 +24,8 @@ def test_tokenizer_json_alone_tokenizes_the_sample_as_transformers():
     heavy, light = load_tokenizer(MODEL), load_light_tokenizer(MODEL)
     recs = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [v for r in recs for v in r.values() if isinstance(v, str)]
-    texts += [t.lower() for t in texts[:50]] + [t.upper() for t in texts[:50]] + [PROBE, "", " \u00a0 ", "e\u0301\u0301"]
+    texts += ([t.lower() for t in texts[:50]] + [t.upper() for t in texts[:50]]
+              + [PROBE, "", " \u00a0 ", "e\u0301\u0301"])
     for text in texts:
         a, b = encode(text, heavy), encode(text, light)
         assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in FIELDS), text[:80]

@@ -133,7 +133,8 @@ def test_zero_casing_table_computes_exactly_what_the_backbone_did(tiny_mpnet_dir
 
 def _train_step(model, feed, lr=0.05):
     model.train()
-    labels = torch.randint(0, model.config.num_labels, feed["input_ids"].shape, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, model.config.num_labels, feed["input_ids"].shape,
+                           generator=torch.Generator().manual_seed(0))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss = torch.nn.functional.cross_entropy(model(**feed).logits.flatten(0, 1), labels.flatten())
     loss.backward()
@@ -191,7 +192,8 @@ def test_casing_is_trained_saved_and_loaded_by_the_batch_job(tiny_mpnet_dir, tmp
     from training import modeling
     from training.config import DistillConfig, ModelConfig, TrainConfig
 
-    cfg = TrainConfig(model=ModelConfig(backbone=str(tiny_mpnet_dir), layers=(0,)), distill=DistillConfig(init_from=str(out)))
+    cfg = TrainConfig(model=ModelConfig(backbone=str(tiny_mpnet_dir), layers=(0,)),
+                      distill=DistillConfig(init_from=str(out)))
     student, _ = modeling.build(cfg, bio_labels(("PER", "LOC", "ORG", "MISC")))
     assert torch.equal(student.base_model.embeddings.casing_embeddings.weight,
                        model.base_model.embeddings.casing_embeddings.weight)

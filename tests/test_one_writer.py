@@ -55,7 +55,8 @@ def _no_temps(out: Path) -> list[str]:
 def test_two_jobs_started_together_one_writes_the_other_is_refused_naming_it(tiny_model_dir, tmp_path):
     corpus = _corpus(tmp_path / "c.jsonl", 3000)  # ~10 s of work: the second job arrives while the first runs
     out = tmp_path / "out"
-    args = [*common(tiny_model_dir, out, "local"), "--set", f"input.path={corpus}", "--set", "input.text_columns=[text]",
+    args = [*common(tiny_model_dir, out, "local"), "--set", f"input.path={corpus}",
+            "--set", "input.text_columns=[text]",
             "--set", "input.shard_bytes=20000", "--show", "0"]
     jobs = [subprocess.Popen(_cli(args), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(2)]

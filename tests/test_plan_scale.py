@@ -127,7 +127,8 @@ def test_planning_a_terabyte_never_imports_torch(tmp_path, tiny_model_dir):
              "print('torch' in sys.modules, 'transformers.modeling_utils' in sys.modules); sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "shards:    549,756" in done.stdout and done.stdout.strip().endswith("False False"), done.stdout  # 2 MB auto shards
+    # 2 MB auto shards
+    assert "shards:    549,756" in done.stdout and done.stdout.strip().endswith("False False"), done.stdout
 
 
 def test_cpu_stage_pools_grow_with_the_cores_beside_the_actors():

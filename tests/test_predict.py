@@ -11,7 +11,9 @@ def doc_for(text: str, tags: list[str], p: float = 0.9) -> DocProbs:
     starts, ends, pos = [], [], 0
     for word in text.split():
         s = text.index(word, pos)
-        starts.append(s); ends.append(s + len(word)); pos = s + len(word)
+        starts.append(s)
+        ends.append(s + len(word))
+        pos = s + len(word)
     probs = np.full((len(tags), len(LABELS)), (1 - p) / (len(LABELS) - 1), dtype=np.float32)
     for i, t in enumerate(tags):
         probs[i, LABELS.index(t)] = p
@@ -21,7 +23,8 @@ def doc_for(text: str, tags: list[str], p: float = 0.9) -> DocProbs:
 def test_spans_offsets_and_product_score():
     text = "Peter Blackburn went to Bonn"
     ents = decode(doc_for(text, ["B-PER", "I-PER", "O", "O", "B-LOC"]), text, LABELS)
-    assert [(e["label"], e["text"], e["start"], e["end"]) for e in ents] == [("PER", "Peter Blackburn", 0, 15), ("LOC", "Bonn", 24, 28)]
+    assert [(e["label"], e["text"], e["start"], e["end"]) for e in ents] == [("PER", "Peter Blackburn", 0, 15),
+                                                                             ("LOC", "Bonn", 24, 28)]
     assert ents[0]["score"] == pytest.approx(0.81) and ents[1]["score"] == pytest.approx(0.9)
 
 

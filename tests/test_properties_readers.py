@@ -223,8 +223,8 @@ def test_random_bytes_one_record_per_nonblank_line(data, comp, shard_size, chunk
 # --- 2. random JSON values: the right record for each, text sanitised, same length ---------------
 
 @settings(max_examples=150, **SETTINGS)
-@given(values=st.lists(records, min_size=1, max_size=8), modes=st.lists(st.sampled_from(["ascii", "utf8", "surrogatepass"]),
-                                                                       min_size=8, max_size=8),
+@given(values=st.lists(records, min_size=1, max_size=8),
+       modes=st.lists(st.sampled_from(["ascii", "utf8", "surrogatepass"]), min_size=8, max_size=8),
        comp=st.sampled_from(COMPRESSIONS), shard_size=st.integers(1, 10), chunk=st.sampled_from(CHUNKS))
 def test_json_values(values, modes, comp, shard_size, chunk):
     lines = [jsonl_line(v, m) for v, m in zip(values, modes)]

@@ -65,8 +65,10 @@ def test_lowest_confidence_tasks_carry_the_job_entities(job, tmp_path):
 
 
 def test_random_is_seeded_and_skips_empty_documents(job, tmp_path):
-    a = [t["data"]["doc_id"] for t in review(job, tmp_path / "a.json", "--n", "3", "--strategy", "random", "--seed", "1")]
-    b = [t["data"]["doc_id"] for t in review(job, tmp_path / "b.json", "--n", "3", "--strategy", "random", "--seed", "1")]
+    a = [t["data"]["doc_id"]
+         for t in review(job, tmp_path / "a.json", "--n", "3", "--strategy", "random", "--seed", "1")]
+    b = [t["data"]["doc_id"]
+         for t in review(job, tmp_path / "b.json", "--n", "3", "--strategy", "random", "--seed", "1")]
     assert a == b and len(set(a)) == 3
     every = [t["data"]["doc_id"] for t in review(job, tmp_path / "c.json", "--n", "50", "--strategy", "random")]
     assert sorted(every) == ["d1", "d2", "d4", "d5", "d6"]  # d3 is empty

@@ -41,7 +41,8 @@ def sample_run(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
-def fake_run(out: Path, labels: list[str], scores: list[float], words: int = 1000, model_path: str | None = None) -> Path:
+def fake_run(out: Path, labels: list[str], scores: list[float], words: int = 1000,
+             model_path: str | None = None) -> Path:
     """An output folder with the tables, stats and run.json of a run (no model, no input)."""
     n = len(labels)
     (out / "entities").mkdir(parents=True)

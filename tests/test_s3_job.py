@@ -144,7 +144,7 @@ def write_mixed_corpus(root: Path) -> None:
     (root / "txt" / "sub" / "two.txt").write_bytes(b"caf\xe9 in Paris")
 
 
-def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):
+def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):  # noqa: F811  (fixture)
     from extract.core.types import InputChanged
     from extract.io.plan import plan
     from extract.io.readers import read_shard
@@ -179,7 +179,7 @@ def test_readers_on_s3_give_what_they_give_locally(s3_bucket, tmp_path):
         list(read_shard(shards[0], cfg))
 
 
-def test_s3_input_problems_are_config_errors(s3_bucket):
+def test_s3_input_problems_are_config_errors(s3_bucket):  # noqa: F811  (fixture)
     from extract.io.plan import plan
 
     with pytest.raises(ConfigError, match=r"input.path: '.*/missing.jsonl' matched no file"):
@@ -195,7 +195,7 @@ def test_s3_input_problems_are_config_errors(s3_bucket):
 
 # ---------------------------------------------------------------------------------- output folder
 
-def test_output_folder_on_s3(s3_bucket):
+def test_output_folder_on_s3(s3_bucket):  # noqa: F811  (fixture)
     from extract.job.output import MARKER, check_not_inputs, check_output_path, job_entries, prepare
 
     bucket = s3_bucket.removeprefix("s3://")
@@ -243,7 +243,7 @@ def test_output_folder_on_s3(s3_bucket):
     assert fs.read_bytes(fs.join(other, "thesis.docx")) == b"years of work"
 
 
-def test_duplicates_attempts_and_report_on_s3(s3_bucket):
+def test_duplicates_attempts_and_report_on_s3(s3_bucket):  # noqa: F811  (fixture)
     from extract.job.attempts import Attempts, clear
     from extract.job.duplicates import settle
     from extract.job.summary import summarize
@@ -286,7 +286,7 @@ def test_duplicates_attempts_and_report_on_s3(s3_bucket):
 
 # ------------------------------------------------------------------------------------------- model
 
-def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):
+def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):  # noqa: F811  (fixture)
     from extract.model import files as model_files
     from extract.core.cache import file_sha256
     from extract.model.loaded import model_id
@@ -337,7 +337,7 @@ def test_model_from_s3_is_copied_once_and_loads(s3_bucket, tiny_model_dir, tmp_p
 
 # ------------------------------------------------------------------------------------ the CLI, S3
 
-def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_model_dir, tmp_path):
+def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_model_dir, tmp_path):  # noqa: F811  (fixture)
     """runner=local: JSON lines and Parquet from s3://, tables to s3://bucket/out; a lost docs part
     reruns that shard alone, to the same tables; a local run over the same files writes the same
     entities."""
@@ -384,7 +384,7 @@ def test_cli_reads_and_writes_s3_and_resumes_after_a_lost_part(s3_bucket, tiny_m
     assert json.loads(fs.read_text(fs.join(out, "run.json")))["this_run"]["shards"] == n_shards
 
 
-def test_cli_loads_a_model_from_s3(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):
+def test_cli_loads_a_model_from_s3(s3_bucket, tiny_model_dir, tmp_path, monkeypatch):  # noqa: F811  (fixture)
     from extract.core.cache import file_sha256
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -397,12 +397,13 @@ def test_cli_loads_a_model_from_s3(s3_bucket, tiny_model_dir, tmp_path, monkeypa
     args[args.index(f"model.path={tiny_model_dir}")] = f"model.path={model}"
     assert run_cli(*args, "--set", f"input.path={fs.join(s3_bucket, 'in', 'more.parquet')}") == 0
     ents, _ = check_tables(str(out), pq_texts)
-    assert set(ents.column("model").to_pylist()) == {f"model@sha256:{file_sha256(tiny_model_dir / 'model.safetensors')}"}
+    assert set(ents.column("model").to_pylist()) == {
+        f"model@sha256:{file_sha256(tiny_model_dir / 'model.safetensors')}"}
     assert (tmp_path / "cache" / "nerbatch" / "models").is_dir()
 
 
 @pytest.mark.ray
-def test_cli_on_ray_reads_and_writes_s3(s3_bucket, tiny_model_dir, tmp_path):
+def test_cli_on_ray_reads_and_writes_s3(s3_bucket, tiny_model_dir, tmp_path):  # noqa: F811  (fixture)
     """runner=ray in a subprocess with its own embedded Ray: its workers start with the S3
     environment the s3_bucket fixture set (a session-wide Ray started earlier would not have it)."""
     pq_bytes, pq_texts = parquet_corpus(40)

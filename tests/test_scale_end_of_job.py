@@ -62,7 +62,8 @@ def table_report_numbers(out: Path, labels: list[str]) -> dict:
     g = ents.group_by(["label", "text"]).aggregate([("score", "count"), ("score", "mean")])
     top = {}
     for l in labels:
-        t = g.filter(pc.equal(g["label"], l)).sort_by([("score_count", "descending"), ("text", "ascending")]).slice(0, 10)
+        t = g.filter(pc.equal(g["label"], l)).sort_by([("score_count", "descending"),
+                                                       ("text", "ascending")]).slice(0, 10)
         top[l] = [[a, int(n), round(float(m), 3)] for a, n, m in
                   zip(t["text"].to_pylist(), t["score_count"].to_pylist(), t["score_mean"].to_pylist())]
     return {"by_label": by_label, "top": top}
@@ -162,7 +163,8 @@ def expected_after_settle(out: Path) -> tuple[pa.Table, pa.Table, int]:
     for p in sorted((out / "entities").glob("part-*.parquet")):
         shard = p.name[len("part-"):-len(".parquet")]
         ent_shard += [r for r in pq.read_table(p).to_pylist() if (shard, r["doc_id"]) not in drop]
-    return pa.Table.from_pylist(rows, schema=schema.DOCS), pa.Table.from_pylist(ent_shard, schema=schema.ENTITIES), len(later)
+    return (pa.Table.from_pylist(rows, schema=schema.DOCS), pa.Table.from_pylist(ent_shard, schema=schema.ENTITIES),
+            len(later))
 
 
 def sort_docs(t: pa.Table) -> pa.Table:

@@ -88,7 +88,8 @@ def post(url: str, obj) -> tuple[int, dict, object]:
 def server(tiny_model_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("served")
     srv = Server(tiny_model_dir, "serve.max_texts=8", "serve.max_chars=2000", "serve.max_body_bytes=20000",
-                 "serve.batch_wait_ms=5", "serve.max_batch_size=4", f"serve.log.path={log}", "serve.log.rotate_seconds=1")
+                 "serve.batch_wait_ms=5", "serve.max_batch_size=4", f"serve.log.path={log}",
+                 "serve.log.rotate_seconds=1")
     srv.log = log
     yield srv
     srv.stop()

@@ -18,7 +18,8 @@ ENTS = [{"label": "PER", "text": "John Smith", "start": 0, "end": 10, "score": 0
 
 
 def serve_some(log: ServeLog, n: int, rid: str = "r1") -> None:
-    log.add([(rid, i, TEXT if i % 3 else "  ", None) for i in range(n)], [ENTS if i % 3 else [] for i in range(n)], 0.01)
+    log.add([(rid, i, TEXT if i % 3 else "  ", None) for i in range(n)], [ENTS if i % 3 else [] for i in range(n)],
+            0.01)
 
 
 def parts(out, sub):

@@ -87,7 +87,8 @@ def test_served_log_to_review_to_corrections_to_three_distill_steps(served, tmp_
     assert 1 <= len(tasks) <= 3
     for t in tasks:  # the served text and the served entities, as the log holds them
         assert t["data"]["text"] == texts[t["data"]["doc_id"]]
-        spans = {(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in t["predictions"][0]["result"]}
+        spans = {(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0])
+                 for r in t["predictions"][0]["result"]}
         assert spans == {(e["start"], e["end"], e["label"]) for e in by_doc[t["data"]["doc_id"]]}
     # The annotator relabels one span of the first task and accepts the others.
     export, changed = [], None

@@ -22,7 +22,8 @@ def test_finetune_cli_writes_a_loadable_model(tiny_model_dir, tmp_path):
     for f in ("model.safetensors", "optimizer.safetensors", "state.json", "config.json", "tokenizer.json"):
         assert (run / "checkpoint" / f).is_file(), f
     best = run / "best"
-    for f in ("model.safetensors", "config.json", "tokenizer.json", "metrics.json", "training_config.yaml", "README.md"):
+    for f in ("model.safetensors", "config.json", "tokenizer.json", "metrics.json", "training_config.yaml",
+              "README.md"):
         assert (best / f).is_file(), f
     losses = [json.loads(l)["loss"] for l in (run / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]
     assert len(losses) == 6 and all(math.isfinite(x) for x in losses)

@@ -79,7 +79,8 @@ def test_sequences_travel_by_column_and_come_back_the_same():
          5: [np.ones((3, 9), np.float32), np.ones((3, 9), np.float32)[::2]]},
         seconds=0.25)
     extras = {"big-endian": [np.array([1, 2], ">i4"), np.array([3], ">i4")], "mixed": [1, "a", None, 2.5, True],
-              "tuples": [(1, 2), (3, 4, 5), ()], "nested": [[[1], []], [[2, 3]]], "generic": [np.int64(3), np.float32(1)],
+              "tuples": [(1, 2), (3, 4, 5), ()], "nested": [[[1], []], [[2, 3]]],
+              "generic": [np.int64(3), np.float32(1)],
               "scalars0d": [np.array(1.5), np.array(2.5)], "empty": [], "shapes": [np.zeros((2, 3)), np.zeros((2, 4))]}
     back = transport.loads(transport.dumps(payload))
     assert _same(back, payload)

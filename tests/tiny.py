@@ -54,7 +54,8 @@ def mpnet_tokenizer():
     position ids treat id 1 as padding, so padding must be id 1 as in the real tokenizer."""
     from transformers import BertTokenizerFast
 
-    tokens = ["[CLS]", "[PAD]", "[SEP]", "[UNK]"] + [t for t in tiny_vocab() if t not in ("[CLS]", "[PAD]", "[SEP]", "[UNK]")]
+    tokens = ["[CLS]", "[PAD]", "[SEP]", "[UNK]"] + [t for t in tiny_vocab()
+                                                     if t not in ("[CLS]", "[PAD]", "[SEP]", "[UNK]")]
     return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True, strip_accents=True)
 
 

@@ -32,7 +32,8 @@ def _add_evaluate(sub) -> None:
                    help="the forward pass: torch, or ONNX Runtime from MODEL/model.onnx / model.int8.onnx")
     e.add_argument("--consistency", choices=["model", "on", "off"], default="model",
                    help="document-level type consistency (extract/text/consistency.py): the model's setting, or forced")
-    e.add_argument("--funnel", default=None, help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-caseless")
+    e.add_argument("--funnel", default=None,
+                   help="evaluate with the batch job's pre-filter rule, e.g. capitalised-or-caseless")
 
 
 def _add_corrections(sub) -> None:
@@ -43,7 +44,8 @@ def _add_corrections(sub) -> None:
     target.add_argument("--model", default=None, metavar="DIR",
                         help="the model the corrections will train: its config.json id2label gives the entity types")
     target.add_argument("--labels", default=None, metavar="PER,LOC,...",
-                        help="the entity types spans may have (default: PER,LOC,ORG,MISC); others are dropped and counted")
+                        help="the entity types spans may have (default: PER,LOC,ORG,MISC); "
+                             "others are dropped and counted")
 
 
 def _add_release(sub) -> None:

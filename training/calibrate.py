@@ -294,7 +294,8 @@ def calibrate(loaded: Loaded, docs: list[Document], context: str) -> dict:
 
 def length_markdown(by_len: dict[str, dict]) -> str:
     """The by-length table as markdown (release log, model card, scripts/calibration_table.py)."""
-    rows = ["| words | n | accuracy | mean score before | mean score after | ECE before | ECE after | ECE cross-fitted |",
+    rows = ["| words | n | accuracy | mean score before | mean score after | ECE before | ECE after "
+            "| ECE cross-fitted |",
             "|---|---|---|---|---|---|---|---|"]
     for b, m in by_len.items():
         cells = [m[k] for k in ("n", "accuracy", "mean_score_before", "mean_score_after", "ece_before", "ece_after",

@@ -31,7 +31,8 @@ class DataConfig:
     # `training label`, or hub dataset ids owner/name
     silver: tuple[str, ...] = ()
     silver_root: str = "../shared/data"  # where a kept silver set's sources are (its manifest's paths are relative)
-    silver_max_docs: int = 0  # 0 = all; else a random sample (seed run.seed) of teacher silver, the first N of job silver
+    # 0 = all; else a random sample (seed run.seed) of teacher silver, the first N of job silver
+    silver_max_docs: int = 0
     cache_dir: str = ""  # datasets' Arrow copies and cached silver windows; "" = <run.output>/cache/datasets
     corrections: tuple[str, ...] = ()  # JSONL from `python -m training corrections` (human-corrected docs)
     corrections_weight: float = 1.0  # repetitions of each corrected document's windows (fractions sampled)
@@ -124,9 +125,11 @@ class TrainConfig:
             raise ConfigError(f"data.silver_max_docs: expected >= 0 (0 = all), found {self.data.silver_max_docs}.")
         for c in self.data.corrections:
             if not Path(c).is_file():
-                raise ConfigError(f"data.corrections: file not found: {c}. Make it with `python -m training corrections`.")
+                raise ConfigError(f"data.corrections: file not found: {c}. "
+                                  "Make it with `python -m training corrections`.")
         if not 0 <= self.data.case_augment <= 1:
-            raise ConfigError(f"data.case_augment: expected a share of windows in [0, 1], found {self.data.case_augment}.")
+            raise ConfigError("data.case_augment: expected a share of windows in [0, 1], "
+                              f"found {self.data.case_augment}.")
         if self.data.case_augment > 0 and not self.data.case_augment_modes:
             raise ConfigError("data.case_augment_modes: expected one or more of lower, upper, title, found none.")
         if self.data.corrections_weight < 0:
@@ -135,7 +138,8 @@ class TrainConfig:
 
         for j in self.data.silver_jobs:  # a local folder or a URI, like the job's output.path; or a service log
             if not is_output(str(j).rstrip("/")):
-                raise ConfigError(f"data.silver_jobs: {j} has no plan.json: not the output folder of `python -m extract run` "
+                raise ConfigError(f"data.silver_jobs: {j} has no plan.json: not the output folder of "
+                                  "`python -m extract run` "
                                   "(nor a service log: serve.log.path).")
         if not 0 <= self.data.silver_jobs_min_score <= 1:
             raise ConfigError(f"data.silver_jobs_min_score: expected 0..1, found {self.data.silver_jobs_min_score}.")

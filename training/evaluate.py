@@ -29,7 +29,10 @@ def predict_conll(loaded: Loaded, docs: list[Document], context: str, batch_size
     texts, starts, ends, golds = [], [], [], []
     for unit in us:
         text, s, e, tags = doc_text(unit)
-        texts.append(text); starts.append(s); ends.append(e); golds.append(tags)
+        texts.append(text)
+        starts.append(s)
+        ends.append(e)
+        golds.append(tags)
     t0 = time.perf_counter()
     probs = predict(texts) if predict else predict_probs(loaded, texts, batch_size, funnel=funnel)
     repair = loaded.settings.get("repair", "drop")
@@ -43,7 +46,9 @@ def predict_conll(loaded: Loaded, docs: list[Document], context: str, batch_size
         k = 0
         for sent in unit:
             n = len(sent.tokens)
-            y_true.append(gold[k:k + n]); y_pred.append(pred[k:k + n]); k += n
+            y_true.append(gold[k:k + n])
+            y_pred.append(pred[k:k + n])
+            k += n
     return y_true, y_pred, sum(len(g) for g in golds), seconds
 
 
@@ -115,7 +120,8 @@ def write_report(metrics: dict, table: dict[str, Counter], out: Path, title: str
              f"{metrics.get('words', 0):,} words at {metrics.get('words_per_second', 0):,.0f} words/s.", "",
              "| | precision | recall | F1 |", "|---|---|---|---|",
              f"| all types (micro) | {metrics['precision']:.4f} | {metrics['recall']:.4f} | {metrics['f1']:.4f} |",
-             f"| PER/LOC/ORG (MISC->O) | {metrics['precision_plo']:.4f} | {metrics['recall_plo']:.4f} | {metrics['f1_plo']:.4f} |",
+             f"| PER/LOC/ORG (MISC->O) | {metrics['precision_plo']:.4f} | {metrics['recall_plo']:.4f} "
+             f"| {metrics['f1_plo']:.4f} |",
              "", "| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for t in types:
         m = metrics["per_type"][t]
@@ -143,16 +149,21 @@ def _plot(metrics: dict, table: dict[str, Counter], types: Sequence[str], cols: 
     a.barh(list(types), f1s, color="#4c72b0")
     for i, v in enumerate(f1s):
         a.text(min(v, 0.98), i, f"{v:.3f}", va="center", ha="right", color="white", fontsize=9)
-    a.set_xlim(0, 1); a.set_xlabel("F1 (strict IOB2)"); a.set_title(f"per type; micro F1 {metrics['f1']:.4f}")
+    a.set_xlim(0, 1)
+    a.set_xlabel("F1 (strict IOB2)")
+    a.set_title(f"per type; micro F1 {metrics['f1']:.4f}")
     rows = list(types) + ["spurious"]
     grid = np.array([[table.get(r, Counter()).get(c, 0) for c in cols] for r in rows])
     b.imshow(np.log1p(grid), cmap="Blues")
-    b.set_xticks(range(len(cols)), cols); b.set_yticks(range(len(rows)), rows)
+    b.set_xticks(range(len(cols)), cols)
+    b.set_yticks(range(len(rows)), rows)
     for i in range(len(rows)):
         for j in range(len(cols)):
             dark = np.log1p(grid[i, j]) > 0.6 * np.log1p(grid.max())
             b.text(j, i, str(grid[i, j]), ha="center", va="center", fontsize=8, color="white" if dark else "black")
-    b.set_xlabel("predicted"); b.set_ylabel("gold"); b.set_title("entity confusion")
+    b.set_xlabel("predicted")
+    b.set_ylabel("gold")
+    b.set_title("entity confusion")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -21,7 +21,8 @@ def calibration_section(cal: dict) -> list[str]:
         "## Calibration", "",
         f"An entity's score is read as the chance it is exactly right. product = the product of its words' "
         f"chosen tag probabilities at temperature {cal['temperature']}; {rule}. Fitted on dev to the "
-        "entity scores' log loss and stored in config.json `ner_settings`, which the batch job applies. Expected calibration "
+        "entity scores' log loss and stored in config.json `ner_settings`, which the batch job applies. "
+        "Expected calibration "
         f"error (10 bins) of {cal['entities']:,} predicted dev entities ({100 * cal['accuracy']:.1f}% exactly "
         f"right): {cal['ece_before']} for the T=1 product -> {cal['ece_after']} in-sample, "
         f"{cal['ece_after_crossfit']} 2-fold cross-fitted on dev halves.", ""]
@@ -44,8 +45,10 @@ def model_card(model_dir: Path, summary: dict, speed: dict | None = None, extra:
         f"A {cfg_json.get('num_hidden_layers')}-layer, hidden-{cfg_json.get('hidden_size')} BERT "
         f"(backbone `{cfg['model']['backbone']}`, all-MiniLM-L6-v2, uncased) "
         + ("distilled from a teacher for token classification (gold cross-entropy + KL to the teacher on "
-           "silver data; layers " + str(cfg['model']['layers']) + " of `" + str((cfg.get('distill') or {}).get('init_from')) + "`)."
-           if cfg['data']['silver'] else "fine-tuned for token classification.") + " Casing is given back to the uncased model as a per-wordpiece shape id "
+           "silver data; layers " + str(cfg['model']['layers']) + " of `"
+           + str((cfg.get('distill') or {}).get('init_from')) + "`)."
+           if cfg['data']['silver'] else "fine-tuned for token classification.")
+        + " Casing is given back to the uncased model as a per-wordpiece shape id "
         "(other/lower/Title/UPPER/digit/mixed) through a widened token-type embedding; pass it as "
         "`token_type_ids` (extract.windows.encode computes it). Settings the batch job uses sit in "
         f"config.json under `ner_settings`: `{json.dumps(cfg_json.get('ner_settings'))}`.", "",

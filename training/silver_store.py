@@ -171,7 +171,8 @@ def unpack(folder: str, data_root: str, cache_dir: str) -> list[str]:
     manifest = read_manifest(folder)
     if manifest.get("format") != FORMAT or not manifest.get("sources"):
         raise SilverSourceError(f"data.silver: {folder}/{MANIFEST} is not a kept silver manifest of format {FORMAT} "
-                                f"(found format {manifest.get('format')!r}, {len(manifest.get('sources', []))} sources).")
+                                f"(found format {manifest.get('format')!r}, "
+                                f"{len(manifest.get('sources', []))} sources).")
     out = []
     for entry in manifest["sources"]:
         labels_file = Path(folder) / entry["labels_file"]
@@ -191,7 +192,8 @@ def unpack(folder: str, data_root: str, cache_dir: str) -> list[str]:
                         "the files' sha256 match: the reader changed how it builds text. Relabel the source.")
                 texts_out.append(text)
                 probs = np.asarray(t.column("probs")[i].values, dtype=np.float32) / 255.0
-                labelled.append((np.asarray(t.column("word_start")[i].values), np.asarray(t.column("word_end")[i].values),
+                labelled.append((np.asarray(t.column("word_start")[i].values),
+                                 np.asarray(t.column("word_end")[i].values),
                                  probs.reshape(-1, len(entry["labels"]))))
             table = silver_table(ids, texts_out, labelled, entry["labels"], entry["teacher"])
             target.parent.mkdir(parents=True, exist_ok=True)

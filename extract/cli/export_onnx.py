@@ -19,7 +19,8 @@ def run(args) -> int:
     from extract.model.loaded import check_model_dir
 
     if args.int8 and args.out:
-        print("error: --int8 writes model.int8.onnx beside MODEL_DIR/model.onnx; drop --out to use it.", file=sys.stderr)
+        print("error: --int8 writes model.int8.onnx beside MODEL_DIR/model.onnx; drop --out to use it.",
+              file=sys.stderr)
         return 2
     try:
         check_model_dir(args.model_dir)

@@ -30,7 +30,8 @@ def run(args) -> int:
         if args.labels is not None:
             labels = list(dict.fromkeys(x.strip() for x in args.labels.split(",") if x.strip()))
             if not labels:
-                raise quality.QualityError(f"--labels: expected entity types like PER,LOC,ORG,MISC, found {args.labels!r}")
+                raise quality.QualityError("--labels: expected entity types like PER,LOC,ORG,MISC, "
+                                           f"found {args.labels!r}")
         return quality.main(args.out, args.export, args.history, args.predicted, args.strategy, labels)
     except (quality.QualityError, ReviewError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

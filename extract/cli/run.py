@@ -77,7 +77,9 @@ def print_summary(report: dict, out: Path, show: int) -> None:
 
         parts = sorted((out / "entities").glob("part-*.parquet"))
         if parts:
-            t = pads.dataset([str(x) for x in parts]).head(show, columns=["doc_id", "label", "text", "start", "end", "score"])
+            t = pads.dataset([str(x) for x in parts]).head(show, columns=["doc_id", "label", "text", "start", "end",
+                                                                            "score"])
             for row in t.to_pylist():
-                print(f"  {row['doc_id']}\t{row['label']}\t{row['text']!r}\t[{row['start']}:{row['end']}]\t{row['score']:.3f}")
+                print(f"  {row['doc_id']}\t{row['label']}\t{row['text']!r}\t[{row['start']}:{row['end']}]\t"
+                      f"{row['score']:.3f}")
 

@@ -84,7 +84,8 @@ class InferenceConfig:
             raise ConfigError(f"inference.piece_chars: expected >= 1000 characters (default 200000), found "
                               f"{self.piece_chars}.")
         if self.engine != "torch" and (self.device == "cuda" or self.dtype != "fp32"):
-            raise ConfigError(f"inference.engine: {self.engine} runs on the CPU (fp32 activations), found device {self.device!r} and dtype "
+            raise ConfigError(f"inference.engine: {self.engine} runs on the CPU (fp32 activations), found device "
+                              f"{self.device!r} and dtype "
                               f"{self.dtype!r}; set inference.device: cpu and inference.dtype: fp32, or use "
                               "inference.engine: torch.")
 

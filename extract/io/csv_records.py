@@ -30,7 +30,8 @@ class CsvRecord:
 
 
 _EOL = re.compile(rb"\r\n|\r|\n")
-_START, _UNQUOTED, _QUOTED, _QUOTE = range(4)  # at a field's start, in an unquoted one, in quotes, after a quote in quotes
+# at a field's start, in an unquoted one, in quotes, after a quote in quotes
+_START, _UNQUOTED, _QUOTED, _QUOTE = range(4)
 _COMMA, _DQUOTE = 0x2C, 0x22
 
 
@@ -200,7 +201,8 @@ def csv_records(f, file: str, cfg: InputConfig) -> Iterator[Record]:
             return
         if raw.too_long:
             reason = (f"a CSV record of over {raw.too_long:,} bytes ({where}) is over input.max_chars="
-                      f"{cfg.max_chars:,} (at most {max_line_bytes(cfg):,} bytes a record); raise it to read this record")
+                      f"{cfg.max_chars:,} (at most {max_line_bytes(cfg):,} bytes a record); raise it to read this "
+                      "record")
             if header is None:
                 yield Record(None, None, file, f"unreadable CSV header: {reason}")
                 return
@@ -245,7 +247,8 @@ def csv_mappings(f, cfg: InputConfig) -> Iterator[dict]:
             yield dict(zip(header, row))
 
 
-def _decode_record(lines: list[bytes], ends: list[bytes], cfg: InputConfig) -> tuple[str | None, str | None, str | None]:
+def _decode_record(lines: list[bytes], ends: list[bytes],
+                   cfg: InputConfig) -> tuple[str | None, str | None, str | None]:
     """(text, warning, error) of a record's physical lines, each decoded on its own, joined by the
     line ends they had in the file."""
     if len(lines) == 1:

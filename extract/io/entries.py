@@ -146,8 +146,11 @@ def with_odd_entries(found: list[str], odd: list[tuple[str, str]], folder: str |
     if not odd:
         return [(full, None) for full in found]
     if folder is None:
-        key = lambda e: e[0]
+        def key(e):
+            return e[0]
     else:
         cut = len(folder if folder.endswith("/") else folder + "/")
-        key = lambda e: _walk_order(e[0][cut:])
+
+        def key(e):
+            return _walk_order(e[0][cut:])
     return list(heapq.merge([(full, None) for full in found], odd, key=key))

@@ -280,7 +280,8 @@ def probe_columns(shards: Iterable[Shard], cfg: InputConfig) -> None:
         shown = ", ".join(found[:30]) + (" ..." if len(found) > 30 else "")
         if not any(c in row for row in rows for c in cfg.text_columns):
             raise ConfigError(f"input.text_columns {list(cfg.text_columns)}: none is in the first {len(rows)} "
-                              f"record(s) of {shard.file}; columns found: {shown}.{did_you_mean(cfg.text_columns[0], found)}")
+                              f"record(s) of {shard.file}; columns found: {shown}."
+                              f"{did_you_mean(cfg.text_columns[0], found)}")
         if not any(cfg.id_column in row for row in rows):
             raise ConfigError(f"input.id_column '{cfg.id_column}' is in none of the first {len(rows)} record(s) "
                               f"of {shard.file}; columns found: {shown}.{did_you_mean(cfg.id_column, found)}")
@@ -309,7 +310,8 @@ def _first_mappings(shard: Shard, cfg: InputConfig) -> list[dict]:
                 rows = [row for _, row in zip(range(PROBE_RECORDS), csv_mappings(f, cfg))]
             elif shard.fmt == "json" and is_json_array(shard.file, shard.compression):
                 raw, _ = read_bounded(f, MAX_JSON_ARRAY_BYTES)
-                rows = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode(cfg.encoding, errors="replace"))[:PROBE_RECORDS]
+                rows = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode(cfg.encoding,
+                                                                           errors="replace"))[:PROBE_RECORDS]
             else:
                 for line in read_lines(_Capped(f, PROBE_BYTES), max_line_bytes(cfg)):
                     if line.data is not None and line.data.strip():

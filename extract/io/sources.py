@@ -141,8 +141,10 @@ def list_inputs(paths: tuple[str, ...], declared: str) -> Listing:
         except OSError as exc:  # permissions, an unreachable store, missing credentials
             raise ConfigError(f"input.path: cannot list '{spec}': {type(exc).__name__}: {exc}") from None
     if not out.files:
-        more = f" ({out.skipped} file(s) skipped for their suffix or as not regular files, e.g. {out.skipped_examples[0]})" if out.skipped else ""
-        raise ConfigError(f"input.path: {list(paths)} matched no readable input file{more}; known suffixes: {_known()}.")
+        more = (f" ({out.skipped} file(s) skipped for their suffix or as not regular files, "
+                f"e.g. {out.skipped_examples[0]})" if out.skipped else "")
+        raise ConfigError(f"input.path: {list(paths)} matched no readable input file{more}; "
+                          f"known suffixes: {_known()}.")
     return out
 
 

@@ -335,7 +335,8 @@ def remove_spill(folder: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def partition_task(paths: list[str], rows: int, folder: str, name: str, ranges: int, n_shards: int) -> tuple[int, list[int]]:
+def partition_task(paths: list[str], rows: int, folder: str, name: str, ranges: int,
+                   n_shards: int) -> tuple[int, list[int]]:
     """Step 2 for one partition in a worker of its own (a Ray task): (duplicates found, rows per range)."""
     tmp = tempfile.mkdtemp(prefix="nerbatch-dups-")
     try:

@@ -25,8 +25,7 @@ from extract.job.stages import Outcome, Processor
 from extract.core.types import Record
 from extract.job.driver import JobSpec, drive, write_json
 from extract.job.summary import drift, summarize
-from extract.model.loaded import (check_model_dir, check_tokenizer, labels_settings, load_light_tokenizer, model_id,
-                                  model_labels, same_tokens)
+from extract.model.loaded import labels_settings, load_light_tokenizer, model_id, same_tokens
 
 
 class ShardProcessor(Processor):

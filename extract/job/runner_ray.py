@@ -212,6 +212,10 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     # A model that does not load fails on every actor alike: stop at the first, no in-actor retries.
     ctx.max_consecutive_actor_init_deaths = 0
     ctx.actor_init_retry_on_errors = False
+    # A shard's pieces leave the prepare actor as rows of ~2-5 MB; Ray Data packs a stage's output
+    # rows into blocks of up to target_max_block_size (128 MB by default), which would hold dozens of
+    # pieces in one block in the actors and the object store. Small blocks keep a piece or two each.
+    ctx.target_max_block_size = PIECE_BLOCK_BYTES
     _no_idle_downscaling(ctx)
     # Ray sets OMP_NUM_THREADS=1 in workers; give torch the CPUs the actor reserved instead.
     threads = threads or max(1, math.ceil(cfg.cpus_per_actor))
@@ -252,6 +256,9 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     finally:
         if not finished:  # a signal, an error, or the driver stopped reading: stop the stream, then Ray
             _stop(rows)
+
+
+PIECE_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def _shards(rows: Iterator, out: str, cpus: float, retries: int) -> Iterator[dict]:
@@ -450,7 +457,8 @@ def settle_ray(out: str, data_dirs: tuple[str, ...], cfg: RayConfig) -> int:
             sum(c[p] for c in counts), later_dir, f"p{p:05d}", groups, n) for p in parts])
         total = sum(found for found, _ in settled)
         ray.get([ray.remote(dup.rewrite_task).options(**opts).remote(
-            out, data_dirs, ids_ref, [fs.join(later_dir, f"p{p:05d}-{r:05d}.arrow") for p, (_, c) in zip(parts, settled) if c[r]],
+            out, data_dirs, ids_ref,
+            [fs.join(later_dir, f"p{p:05d}-{r:05d}.arrow") for p, (_, c) in zip(parts, settled) if c[r]],
             sum(c[r] for _, c in settled)) for r in range(groups) if any(c[r] for _, c in settled)])
         return total
     finally:

@@ -292,8 +292,8 @@ def assemble(out: str, rows: list[dict]) -> dict:
     staged = [json.loads(fs.read_text(p[1])) for p in paths]
     stats = {"shard": shard_id, **{k: sum(s[k] for s in staged) for k in ("docs", "ok", "words", "entities")},
              "seconds": round(sum(s["seconds"] for s in staged), 4), "finished_at": round(time.time(), 3), "pieces": n}
-    fs.write_bytes_atomic(stats_file(out, shard_id),
-                          json.dumps({**stats, shard_stats.KEY: shard_stats.merge([s[shard_stats.KEY] for s in staged])}).encode())
+    merged = shard_stats.merge([s[shard_stats.KEY] for s in staged])
+    fs.write_bytes_atomic(stats_file(out, shard_id), json.dumps({**stats, shard_stats.KEY: merged}).encode())
     fs.write_parquet_stream_atomic((fs.read_parquet(p[2], schema=schema.DOCS) for p in paths), schema.DOCS, doc_path)
     for p in paths:
         for f in p:

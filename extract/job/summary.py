@@ -114,7 +114,8 @@ def from_totals(t: "shard_stats.Totals") -> dict:
         "error_reasons": t.error_reasons(),
         "confidence": {"mean": round(float(mean), 4) if mean is not None else None,
                        "histogram": {b: int(h) for b, h in zip(bin_names(), t.histogram)}},
-        "entities_per_1k_words": {l: round(per_1k_words(n, t.words), 2) for l, n in by_label.items()} if t.words else {},
+        "entities_per_1k_words": ({l: round(per_1k_words(n, t.words), 2) for l, n in by_label.items()}
+                                  if t.words else {}),
     }
 
 

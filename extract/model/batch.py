@@ -33,7 +33,8 @@ def token_budget_batches(lengths: Sequence[int], batch_size: int, batch_tokens: 
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     for i in order:
-        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * (lengths[batches[-1][0]] + 2) <= batch_tokens:
+        if (batches and len(batches[-1]) < batch_size
+                and (len(batches[-1]) + 1) * (lengths[batches[-1][0]] + 2) <= batch_tokens):
             batches[-1].append(i)
         else:
             batches.append([i])

@@ -9,9 +9,9 @@ scripts/onnx_check.py), so torch stays the default engine.
 ``model.onnx`` sits next to model.safetensors and is written by extract/model/export.py (at
 release, or ``python -m extract export-onnx MODEL_DIR``); ``inference.engine: onnx-int8`` runs
 ``model.int8.onnx`` beside it (``export-onnx --int8``: ONNX Runtime dynamic quantisation, int8
-per-channel weights of the MatMuls, activations quantised per batch; embeddings stay fp32). The sha256 of the model.safetensors it
-was exported from is stored in its metadata_props, so a graph older than the weights is refused
-instead of silently running other weights.
+per-channel weights of the MatMuls, activations quantised per batch; embeddings stay fp32). The
+sha256 of the model.safetensors it was exported from is stored in its metadata_props, so a graph
+older than the weights is refused instead of silently running other weights.
 
 onnxruntime is imported only here, and only when used.
 """
@@ -48,7 +48,8 @@ def quantize_int8(src: Path, dest: Path) -> None:
     """ONNX Runtime dynamic quantisation of ``src`` into ``dest``: int8 per-channel MatMul weights."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dest), per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(str(src), str(dest), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"])
 
 
 def open_session(path: Path, threads: int, optimize: bool = True):

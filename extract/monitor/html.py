@@ -67,5 +67,6 @@ def bar(names: list[str], values: list[float], title: str, color=None, horizonta
 def section(sid: str, title: str, parts: list[tuple[str, str]], intro: str = "") -> str:
     """A ``<section id=sid>``: the title (text), the intro (HTML the caller escaped), then each (plot,
     table) pair (HTML) side by side."""
-    rows = "".join(f'<div class="pair"><div class="plot">{img}</div><div class="tab">{tab}</div></div>' for img, tab in parts)
+    rows = "".join(f'<div class="pair"><div class="plot">{img}</div><div class="tab">{tab}</div></div>'
+                   for img, tab in parts)
     return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{intro}{rows}</section>'

@@ -42,7 +42,8 @@ def is_served_log(out: str) -> bool:
 
 def is_output(out: str) -> bool:
     """OUT is a job's output folder (plan.json) or a service log (texts/ and docs/)."""
-    return fs.is_file(fs.join(out, "plan.json")) or (fs.is_dir(fs.join(out, "texts")) and fs.is_dir(fs.join(out, "docs")))
+    return fs.is_file(fs.join(out, "plan.json")) or (fs.is_dir(fs.join(out, "texts"))
+                                                     and fs.is_dir(fs.join(out, "docs")))
 
 
 def _run_json(out: str) -> dict:
@@ -68,7 +69,8 @@ def _served_records(out: str, by_shard: dict[str, set[int]]) -> dict[tuple[str, 
         table = fs.read_parquet(path)
         if "text" not in table.column_names:
             raise JobOutputError(f"{out} was logged with serve.log.text: hash: only sha256 hashes of the texts are "
-                                 "kept, so they cannot be shown, reviewed or trained on. Log with serve.log.text: full.")
+                                 "kept, so they cannot be shown, reviewed or trained on. Log with "
+                                 "serve.log.text: full.")
         ids, texts = table.column("doc_id").to_pylist(), table.column("text").to_pylist()
         for i in indices:
             if 0 <= i < len(ids):

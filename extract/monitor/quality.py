@@ -3,10 +3,11 @@
 Online metrics from human review: for each reviewed task of a Label Studio JSON export (a task with an
 annotation that is not cancelled; the latest one counts, offsets repaired, spans checked: read by
 ``extract.monitor.labelstudio``, the reader ``python -m training corrections`` uses too), the job's
-predicted spans for that document are compared with the annotator's spans. Predicted spans come from OUT's entities table, matched by the task's
-``data.doc_id`` (``--predicted job``, the default, falling back to the task's own predictions for a
-doc_id that OUT does not hold), or from the task's predictions (``--predicted export``); quality.json
-says how many documents came from each (``predicted_from``).
+predicted spans for that document are compared with the annotator's spans. Predicted spans come
+from OUT's entities table, matched by the task's ``data.doc_id`` (``--predicted job``, the default,
+falling back to the task's own predictions for a doc_id that OUT does not hold), or from the task's
+predictions (``--predicted export``); quality.json says how many documents came from each
+(``predicted_from``).
 
 Annotated spans are checked as for training (extract/monitor/labelstudio.py): a label the job does
 not write (``--labels``, default the run's ``model.labels`` from run.json, else PER, LOC, ORG, MISC),
@@ -84,7 +85,8 @@ def rates(tp: int, predicted: int, annotated: int, z: float = Z95) -> dict:
     f1 = None if p is None or r is None else (2 * p * r / (p + r) if p + r > 0 else 0.0)
     rnd = lambda x: None if x is None else round(x, 6)  # noqa: E731
     return {"tp": tp, "predicted": predicted, "annotated": annotated, "precision": rnd(p),
-            "precision_ci": [rnd(p_lo), rnd(p_hi)], "recall": rnd(r), "recall_ci": [rnd(r_lo), rnd(r_hi)], "f1": rnd(f1)}
+            "precision_ci": [rnd(p_lo), rnd(p_hi)], "recall": rnd(r), "recall_ci": [rnd(r_lo), rnd(r_hi)],
+            "f1": rnd(f1)}
 
 
 def infer_strategy(tasks: list[dict]) -> str | None:
@@ -263,8 +265,8 @@ def section_html(q: dict) -> str:
     ci = lambda c: f"[{c[0]:.3f}, {c[1]:.3f}]"  # noqa: E731
     rows = [[l, v["predicted"], v["annotated"], v["tp"], fmt(v["precision"]), ci(v["precision_ci"]), fmt(v["recall"]),
              ci(v["recall_ci"])] for l, v in list(q["labels"].items()) + [("micro (all)", q["micro"])]]
-    table = html_table(["label", "predicted", "annotated", "TP", "precision", "precision 95% CI", "recall (reviewed docs)",
-                    "recall 95% CI"], rows)
+    table = html_table(["label", "predicted", "annotated", "TP", "precision", "precision 95% CI",
+                        "recall (reviewed docs)", "recall 95% CI"], rows)
     src = q.get("predicted_from") or {}
     intro = (f"<p>{e(q['documents'])} reviewed documents (export {e(q.get('export', ''))}, computed "
              f"{e(q.get('computed_at', ''))}, model {e(q.get('model', ''))}); predicted spans from the job's "

@@ -86,7 +86,8 @@ def render(d: dict) -> str:
         ax.set_ylabel("words/s")
         ax.set_title("words/s per shard")
         img2 = png(fig)
-        table = html_table(["shard", "finished", "t (s)", "docs", "words", "seconds", "words/s", "cum. docs", "cum. words"],
+        table = html_table(["shard", "finished", "t (s)", "docs", "words", "seconds", "words/s", "cum. docs",
+                            "cum. words"],
                        [[s["shard"], s["finished_at"], s["t"], s["docs"], s["words"], s["seconds"],
                          s["words_per_second"], s["cum_docs"], s["cum_words"]] for s in shards])
         intro = (f"<p>{len(shards)} shards over {e(tp['elapsed_seconds'])} s: {e(tp['words_per_second'])} words/s, "
@@ -115,14 +116,17 @@ def render(d: dict) -> str:
     parts = []
     mix = dr["label_mix"]
     if mix.get("psi") is not None:
-        parts.append((_pair_bars(labels, mix["here"], mix["reference"], f"label mix (PSI {mix['psi']:.3f}, {mix['flag']})"),
-                      html_table(["label", "here", "reference"], [[l, a, b] for l, a, b in zip(labels, mix["here"], mix["reference"])])
+        parts.append((_pair_bars(labels, mix["here"], mix["reference"],
+                                 f"label mix (PSI {mix['psi']:.3f}, {mix['flag']})"),
+                      html_table(["label", "here", "reference"],
+                                 [[l, a, b] for l, a, b in zip(labels, mix["here"], mix["reference"])])
                       + f"<p>PSI {e(mix['psi'])} &rarr; {e(mix['flag'])}</p>"))
     conf = dr["confidence"]
     if conf.get("psi") is not None:
         parts.append((_pair_bars([b[:3] for b in conf["bins"]], conf["here"], conf["reference"],
                                  f"confidence (PSI {conf['psi']:.3f}, {conf['flag']})"),
-                      html_table(["bin", "here", "reference"], [[b, x, y] for b, x, y in zip(conf["bins"], conf["here"], conf["reference"])])
+                      html_table(["bin", "here", "reference"],
+                                 [[b, x, y] for b, x, y in zip(conf["bins"], conf["here"], conf["reference"])])
                       + f"<p>PSI {e(conf['psi'])} &rarr; {e(conf['flag'])}</p>"))
     elif ref["kind"] != "none":
         parts.append(("<p>confidence PSI: n/a</p>", f"<p class=\"note\">{e(conf.get('note', ''))}</p>"))
@@ -147,7 +151,8 @@ def render(d: dict) -> str:
                      ("drift", "drift")] + ([("quality", "quality")] if d.get("quality") else []))
     style = ("body{font-family:sans-serif;margin:1.5em;color:#222}section{margin-bottom:2em}"
              ".pair{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start;margin:0.8em 0}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
+             "table{border-collapse:collapse;font-size:13px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
              "th{background:#f2f2f2}.drift{color:#b00}.watch{color:#b70}.stable{color:#070}.note{color:#555}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>run report: {e(d['out'])}</title>"
             f"<style>{style}</style></head><body><h1>Run report</h1><p>{e(d['out'])} &middot; generated "

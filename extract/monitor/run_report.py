@@ -159,7 +159,8 @@ def reference_of(r: dict, reference: dict | None, labels: list[str]) -> dict:
 
 def drift(r: dict, ref: dict, labels: list[str]) -> dict:
     if ref["kind"] == "none":
-        return {"reference": {"kind": "none", "note": ref["note"]}, "verdict": "n/a", "label_mix": {"psi": None, "flag": "n/a"},
+        return {"reference": {"kind": "none", "note": ref["note"]}, "verdict": "n/a",
+                "label_mix": {"psi": None, "flag": "n/a"},
                 "confidence": {"psi": None, "flag": "n/a", "note": ref["note"]}, "rates": {}}
     here = label_counts(r, labels)
     words = r["totals"].words
@@ -262,5 +263,6 @@ def main(out: str, reference: str | None, html_out: str | None) -> int:
     print(f"drift vs {dr['reference']['kind']}: {dr['verdict']}; label mix PSI {mix['psi']} ({mix['flag']}), "
           f"confidence PSI {conf['psi']} ({conf['flag']})")
     for l, x in dr["rates"].items():
-        print(f"  {l}: {x['per_1k_words']} per 1k words vs {x['reference_per_1k_words']}: ratio {x['ratio']} ({x['flag']})")
+        print(f"  {l}: {x['per_1k_words']} per 1k words vs {x['reference_per_1k_words']}: ratio {x['ratio']} "
+              f"({x['flag']})")
     return 0

@@ -42,7 +42,8 @@ def choose(docs: pa.Table, ids: list[str] | None, sample: int | None, seed: int 
     return ok.take(pa.array(rows, pa.int64())), []
 
 
-def build(out: str, ids: list[str] | None = None, sample: int | None = None, seed: int = 0) -> tuple[list[dict], list[str]]:
+def build(out: str, ids: list[str] | None = None, sample: int | None = None,
+          seed: int = 0) -> tuple[list[dict], list[str]]:
     """displaCy manual-mode documents (text, ents with label "TYPE 0.97", title, doc_id; all plain
     text: ``render`` escapes) and missing ids."""
     out = os.fspath(out)
@@ -50,7 +51,8 @@ def build(out: str, ids: list[str] | None = None, sample: int | None = None, see
     picked, missing = choose(docs, ids, sample, seed)
     records = read_records(out, zip(picked["shard"].to_pylist(), picked["index"].to_pylist()))
     ents = table_of(fs.join(out, "entities"), ["doc_id", "label", "text", "start", "end", "score"], schema.ENTITIES)
-    ents = ents.filter(pc.is_in(ents["doc_id"], picked["doc_id"])).sort_by([("doc_id", "ascending"), ("start", "ascending")])
+    ents = ents.filter(pc.is_in(ents["doc_id"], picked["doc_id"])).sort_by([("doc_id", "ascending"),
+                                                                              ("start", "ascending")])
     by_doc: dict[str, list[dict]] = {}
     for row in ents.to_pylist():  # only the chosen documents' entities
         by_doc.setdefault(row["doc_id"], []).append(row)

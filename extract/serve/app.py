@@ -7,7 +7,8 @@ replica (a replacement for a dead one included) only once its model is in; a loa
 leaves the replica up answering 503 with the error. Texts, not requests, are the unit of
 batching: a request's texts each enter ``extract_batch`` (Ray Serve's ``@serve.batch``,
 max_batch_size and batch_wait_timeout_s set from the config at start), so a long request fills
-several batches and short requests share one. The batch runs on the model thread, so the event loop keeps reading requests meanwhile.
+several batches and short requests share one. The batch runs on the model thread, so the event
+loop keeps reading requests meanwhile.
 
 Overload is Ray Serve's: each replica runs at most serve.max_ongoing_requests requests and the
 proxy queues up to serve.max_queued_requests more; beyond that the proxy answers 503 with

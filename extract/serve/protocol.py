@@ -47,7 +47,8 @@ def check_length(content_length: str | None, limits: Limits) -> None:
     try:
         n = int(content_length)
     except ValueError:
-        raise BadRequest(400, f"expected a whole number in the Content-Length header, found {content_length!r}") from None
+        raise BadRequest(400, "expected a whole number in the Content-Length header, "
+                              f"found {content_length!r}") from None
     if n > limits.max_body_bytes:
         raise BadRequest(413, f"expected a body of at most {limits.max_body_bytes} bytes, found {n} bytes")
 
@@ -174,8 +175,10 @@ class Metrics:
                     "# HELP extract_serve_entities_total Entities returned.",
                     "# TYPE extract_serve_entities_total counter", f"extract_serve_entities_total {self.entities}"]
             for name, h, what in (
-                    ("extract_serve_request_seconds", self.latency, "POST /v1/extract latency in the replica (seconds)."),
-                    ("extract_serve_queue_wait_seconds", self.queue_wait, "Time a text waited for its batch (seconds)."),
+                    ("extract_serve_request_seconds", self.latency,
+                     "POST /v1/extract latency in the replica (seconds)."),
+                    ("extract_serve_queue_wait_seconds", self.queue_wait,
+                     "Time a text waited for its batch (seconds)."),
                     ("extract_serve_batch_size", self.batch_size, "Texts per model batch."),
                     ("extract_serve_batch_seconds", self.forward, "Seconds per batch (windows, forward, decoding).")):
                 out += [f"# HELP {name} {what}", f"# TYPE {name} histogram"] + h.lines(name)

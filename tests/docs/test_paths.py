@@ -136,7 +136,8 @@ def test_every_repository_path_named_exists(doc):
 def test_every_page_is_in_the_nav():
     """mkdocs.yml's nav lists every page under docs/ (mkdocs build --strict fails on one left out too)."""
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    listed = set(re.findall(r":\s*([\w/.-]+\.md)\s*$", nav, re.M)) | set(re.findall(r"^\s*-\s*([\w/.-]+\.md)\s*$", nav, re.M))
+    listed = (set(re.findall(r":\s*([\w/.-]+\.md)\s*$", nav, re.M))
+              | set(re.findall(r"^\s*-\s*([\w/.-]+\.md)\s*$", nav, re.M)))
     pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     assert pages - listed == set(), f"pages missing from mkdocs.yml's nav: {sorted(pages - listed)}"
     assert listed - pages == set(), f"nav entries with no page: {sorted(listed - pages)}"

@@ -13,7 +13,7 @@ from tests.test_distill import FIXTURE, TEXTS, read_parts, teachers  # noqa: F40
 from training.__main__ import main
 
 
-def kept_label_config(tmp_path: Path, teachers: list[Path]) -> Path:
+def kept_label_config(tmp_path: Path, teachers: list[Path]) -> Path:  # noqa: F811 - an argument named like the fixture
     root = tmp_path / "shared"
     corpus = root / "corpus" / "c.jsonl"
     corpus.parent.mkdir(parents=True)
@@ -28,7 +28,7 @@ def kept_label_config(tmp_path: Path, teachers: list[Path]) -> Path:
     return p
 
 
-def distill_config(tmp_path: Path, teachers: list[Path], root: Path) -> Path:
+def distill_config(tmp_path: Path, teachers: list[Path], root: Path) -> Path:  # noqa: F811 - an argument named like the fixture
     cfg = {"data": {"train": str(FIXTURE), "dev": str(FIXTURE), "silver": [str(tmp_path / "kept")],
                     "silver_root": str(root), "cache_dir": str(tmp_path / "cache")},
            "model": {"backbone": str(teachers[0]), "max_length": 32, "stride": 8, "layers": [1]},
