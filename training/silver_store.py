@@ -111,12 +111,9 @@ def pack(parts: Sequence[str | Path], folder: str, name: str, input_cfg: InputCo
     pq.write_table(table, tmp, compression="zstd", compression_level=19, use_dictionary=False,
                    column_encoding={"word_start": "DELTA_BINARY_PACKED", "word_end": "DELTA_BINARY_PACKED"})
     os.replace(tmp, file)
-    files = []
-    for p in input_cfg.path:
-        digest, n = sha256_path(p)
-        files.append({"path": _relative(p, data_root), "sha256": digest, "files": n})
     entry = {"name": name, "labels_file": file.name, "bytes": file.stat().st_size, "docs": len(table),
-             "words": int(sum(len(w) for w in rows["word_start"])), "labels": labels, "sources": files,
+             "words": int(sum(len(w) for w in rows["word_start"])), "labels": labels,
+             "read": [_relative(p, data_root) for p in input_cfg.path], "sources": source_files(input_cfg.path, data_root),
              "input": {k: v for k, v in to_dict(input_cfg).items() if k != "path"},
              "teacher": teacher, "command": command}
     manifest = read_manifest(out_dir)
@@ -128,13 +125,28 @@ def pack(parts: Sequence[str | Path], folder: str, name: str, input_cfg: InputCo
     return entry
 
 
+FILES_LISTED = 100  # a folder of more files is named by one digest of them all (BBC: 2,225 files)
+
+
+def source_files(paths, data_root: str) -> list[dict]:
+    """Each input file with its sha256 (relative to the data root); a folder of more than
+    FILES_LISTED files as one entry whose sha256 covers its files' names and contents."""
+    out = []
+    for p in map(Path, paths):
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files if len(files) <= FILES_LISTED else [p]:
+            digest, n = sha256_path(f)
+            out.append({"path": _relative(str(f), data_root), "sha256": digest, "files": n})
+    return out
+
+
 def is_kept(source: str) -> bool:
     return (Path(source) / MANIFEST).is_file()
 
 
 def check_sources(entry: dict, data_root: str, where: str) -> list[str]:
-    """The entry's source paths under ``data_root``, each verified by sha256 (raises on any difference)."""
-    paths = []
+    """The entry's input paths under ``data_root``, every source file verified by sha256 first
+    (raises on any difference)."""
     for s in entry["sources"]:
         p = Path(data_root) / s["path"]
         if not p.exists():
@@ -148,8 +160,7 @@ def check_sources(entry: dict, data_root: str, where: str) -> list[str]:
                 f"the labels were made on sha256 {s['sha256'][:16]}... ({s['files']} file(s)). The corpus changed: "
                 "its word offsets would not line up. Relabel it (`python -m training label` with keep.dir set) "
                 "or restore the original files.")
-        paths.append(str(p))
-    return paths
+    return [str(Path(data_root) / r) for r in entry.get("read") or [s["path"] for s in entry["sources"]]]
 
 
 def _texts(paths: list[str], settings: dict) -> dict[str, str]:
