@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from training.silver_store import dequantise
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +36,7 @@ def main() -> None:
         t = pq.read_table(f, columns=["doc_id", "probs"])
         for doc_id, p in zip(t.column("doc_id").to_pylist(), t.column("probs").to_numpy(zero_copy_only=False)):
             a = np.asarray(p, dtype=np.float64).reshape(-1, n_labels)
-            b = np.asarray(q[doc_id], dtype=np.float64).reshape(-1, n_labels) / 255.0
+            b = dequantise(q[doc_id], entry.get("quantisation", "linear8")).astype(np.float64).reshape(-1, n_labels)
             a /= a.sum(1, keepdims=True)
             b /= np.maximum(b.sum(1, keepdims=True), 1e-12)
             diffs.append(np.abs(a - b).max(1))
