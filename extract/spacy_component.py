@@ -14,20 +14,34 @@ to align to, e.g. whitespace only). ``len(doc.ents) == entities - dropped - over
 
 ``model`` may be a URI (``s3://``, ``gs://``, ``file://``): copied once into the local cache as the
 job does (extract/model/files.py).
+
+Scoring: the factory registers spaCy's NER scorer (``spacy.ner_scorer.v1``, ``get_ner_prf``) and
+its score weights, so ``python -m spacy evaluate`` prints ents P/R/F and the per-type table as for
+spaCy's own ``ner``. Saving: ``nlp.to_disk`` writes the component's config (the model is referenced
+by its path, not copied), ``spacy.load`` rebuilds it from there, and ``spacy package`` adds
+``nerbatch`` to the package's requirements (found from the factory's module). A packaged pipeline
+therefore needs the model folder at the configured path where it is installed, or
+``spacy.load(name, config={"components.nerbatch.model": PATH})``.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from spacy.language import Language
+from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, Span
+from spacy.training import Example
 
 from extract.api import Entity, Extractor, chunked
 
 STATS = ("entities", "expanded", "overlapping", "dropped")
 DEFAULTS = {"model": "data/models/default", "labels": ["PER", "LOC", "ORG"], "min_score": 0.0,
-            "batch_size": 64, "device": "cpu", "engine": "torch", "funnel": "capitalised-or-caseless"}
+            "batch_size": 64, "device": "cpu", "engine": "torch", "funnel": "capitalised-or-caseless",
+            "scorer": {"@scorers": "spacy.ner_scorer.v1"}}
+# As spaCy's own "ner": `spacy evaluate` prints the ents_* scores and `spacy train` weighs ents_f.
+SCORE_WEIGHTS = {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None}
+Scorer = Callable[..., dict[str, Any]]
 
 if not Span.has_extension("score"):
     Span.set_extension("score", default=None)
@@ -65,11 +79,18 @@ def align(doc: Doc, entities: Sequence[Entity]) -> tuple[list[Span], dict[str, i
 class NerBatch:
     """The component: sets ``doc.ents`` (and ``span._.score``) from the job's stages."""
 
-    def __init__(self, extractor: Extractor, batch_size: int = 64, name: str = "nerbatch"):
+    def __init__(self, extractor: Extractor, batch_size: int = 64, name: str = "nerbatch",
+                 scorer: Scorer | None = get_ner_prf):
         self.extractor = extractor
         self.batch_size = batch_size
         self.name = name
+        self.scorer = scorer
         self.stats = dict.fromkeys(STATS, 0)
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
+        """What spaCy's Scorer (``nlp.evaluate``, ``spacy evaluate``) asks every component for:
+        ents_p/r/f and ents_per_type from the configured scorer; nothing with ``scorer=None``."""
+        return self.scorer(examples, **kwargs) if self.scorer is not None else {}
 
     def _set(self, doc: Doc, entities: list[Entity]) -> Doc:
         spans, stats = align(doc, entities)
@@ -99,12 +120,12 @@ def _model_error(model: str, found: str) -> ValueError:
                       f"URI), e.g. data/models/default; got {model!r}.")
 
 
-@Language.factory("nerbatch", default_config=DEFAULTS,
+@Language.factory("nerbatch", default_config=DEFAULTS, default_score_weights=SCORE_WEIGHTS,
                   assigns=["doc.ents", "token.ent_iob", "token.ent_type", "span._.score"])
 def make_nerbatch(nlp: Language, name: str, model: str = DEFAULTS["model"],
                   labels: list[str] | None = DEFAULTS["labels"], min_score: float = 0.0, batch_size: int = 64,
                   device: str = "cpu", engine: str = "torch",
-                  funnel: str | None = "capitalised-or-caseless") -> NerBatch:
+                  funnel: str | None = "capitalised-or-caseless", scorer: Scorer | None = get_ner_prf) -> NerBatch:
     """``labels=None`` keeps every type the model knows; ``funnel=None`` runs every window (the
     job's pre-filter is the default); ``engine="onnx"`` reads MODEL/model.onnx."""
     from extract.model.files import local_model_dir
@@ -123,4 +144,4 @@ def make_nerbatch(nlp: Language, name: str, model: str = DEFAULTS["model"],
                                               batch_size=batch_size, funnel=funnel, engine=engine)
     except FileNotFoundError as exc:  # e.g. no model.safetensors / model.onnx: the loader's message says which
         raise _model_error(model, str(exc)) from exc
-    return NerBatch(extractor, batch_size, name)
+    return NerBatch(extractor, batch_size, name, scorer)

@@ -124,7 +124,8 @@ def pack(parts: Sequence[str | Path], folder: str, name: str, input_cfg: InputCo
     os.replace(tmp, file)
     entry = {"name": name, "labels_file": file.name, "bytes": file.stat().st_size, "docs": len(table),
              "words": int(sum(len(w) for w in rows["word_start"])), "labels": labels,
-             "quantisation": QUANTISATION, "read": [_relative(p, data_root) for p in input_cfg.path], "sources": source_files(input_cfg.path, data_root),
+             "quantisation": QUANTISATION, "read": [_relative(p, data_root) for p in input_cfg.path],
+             "sources": source_files(input_cfg.path, data_root),
              "input": {k: v for k, v in to_dict(input_cfg).items() if k != "path"},
              "teacher": teacher, "command": command}
     manifest = read_manifest(out_dir)
