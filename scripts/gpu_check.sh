@@ -48,7 +48,7 @@ if [ "$REHEARSAL" = 0 ]; then
 fi
 echo "== 1. gpu tests"
 if "$PYTHON" -c "import pytest" 2>/dev/null; then
-  "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider -rs tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" || true
+  "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider -rs tests/model/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log" || true
 else
   echo "pytest is not importable: carry its wheels in $WHEELS (scripts/gpu_wheels.sh); tests skipped" | tee "$OUT/gpu_tests.log"
 fi

@@ -344,7 +344,7 @@ def explanations(rows: list[Row], facts: dict) -> str:
 - **The batch job** runs the same functions as Extractor; its row checks that on dev.
 - **The service** (`python -m extract serve`) is not measured here: Ray Serve's start-up and an HTTP
   call per document for a number that cannot differ, since its engine is an Extractor
-  (extract/serve/engine.py) and tests/test_serve.py::test_entities_equal_the_extractor checks its
+  (extract/serve/engine.py) and tests/serve/test_serve.py::test_entities_equal_the_extractor checks its
   entities against Extractor's.
 """
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from tests.test_distill import FIXTURE, TEXTS, read_parts, teachers  # noqa: F401 - teachers is a fixture
+from tests.training.test_distill import FIXTURE, TEXTS, read_parts, teachers  # noqa: F401 - teachers is a fixture
 from training.__main__ import main
 
 

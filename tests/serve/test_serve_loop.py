@@ -16,10 +16,10 @@ import yaml
 from extract.__main__ import main as extract_main
 from extract.core import schema
 from extract.serve.log import ServeLog
-from tests.test_serve import Server, post
+from tests.serve.test_serve import Server, post
 from training.__main__ import main as training_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 TEXTS = ["John Smith of Germany said in New York.", "Reuters reported from Bonn on Monday.",
          "Paris and London agreed; the United Nations in New York said nothing.",

@@ -14,7 +14,7 @@ from extract.model.loaded import PROBE, load_light_tokenizer, load_tokenizer, sa
 from extract.text.windows import encode
 from tests.tiny import make_tiny_model, make_tiny_mpnet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "data" / "models" / "default"
 SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"
 FIELDS = ("ids", "starts", "ends", "word_ids", "casing")

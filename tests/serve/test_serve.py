@@ -20,7 +20,7 @@ import pytest
 from extract.core.config import ConfigError, load
 from extract.serve.config import ServeConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["John Smith of Germany said in New York.", "", "Reuters \ud83d in Bonn " * 30, "北京 and é in Paris.",
          "the bank of new york said reuters"]
 

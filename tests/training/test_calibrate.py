@@ -13,7 +13,8 @@ from extract.text.spans import DocProbs, decode, mapped_score
 from training.calibrate import BUCKETS, Outcomes, by_length, ece, fit_score_map, length_buckets
 
 LABELS = bio_labels()
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_conll.txt"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 
 
 def _sigmoid(z):

@@ -14,7 +14,8 @@ from training.silver import silver_table
 
 pytest.importorskip("datasets")
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_conll.txt"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 LABELS = bio_labels(("PER", "LOC", "ORG", "MISC"))
 
 

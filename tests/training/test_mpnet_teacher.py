@@ -19,7 +19,7 @@ import torch
 
 from tests.tiny import build_classifier, make_tiny_mpnet
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FETCH = ROOT / "scripts" / "fetch_mpnet.sh"
 
 

@@ -15,7 +15,7 @@ from extract.core import schema
 from extract.text.labels import bio_labels
 from training.__main__ import main as training_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 TEXTS = SMALL_TEXTS
 LABELS = bio_labels(("PER", "LOC", "ORG", "MISC"))

@@ -15,7 +15,8 @@ from tests.tiny import make_tiny_model, tiny_tokenizer
 from training.__main__ import main
 from training.losses import IGNORE, token_loss
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_conll.txt"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 TEXTS = {"a": "John Smith said in Germany that the bank of New York 😀 grew.",
          "b": "Reuters reported from Bonn.\r\nJohn Smith agreed.", "c": "   "}
 

@@ -7,7 +7,7 @@ from extract.core.config import ConfigError, apply_overrides, from_dict, load
 from extract.core.job_config import ExtractConfig
 from training.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -337,7 +337,7 @@ def test_property_set_string_round_trips(s):
 @given(_PRINTABLE.filter(lambda s: s[:1] not in ("'", '"')))
 def test_property_unquoted_set_string_round_trips_exactly(s):
     """Exactly as typed, except text YAML reads as a tag (`!`, `!!int 3`), which is refused as in a
-    config file (tests/test_config_tags.py), with a message saying to quote it."""
+    config file (tests/core/test_config_tags.py), with a message saying to quote it."""
     try:
         value = _extract(f"input.id_column={s}").input.id_column
     except ConfigError as exc:

@@ -12,7 +12,8 @@ from tests.helpers import write_config
 from training.__main__ import main
 from training.evaluate import scores
 
-FIXTURE = Path(__file__).parent / "fixtures" / "tiny_conll.txt"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 
 
 def test_finetune_cli_writes_a_loadable_model(tiny_model_dir, tmp_path):

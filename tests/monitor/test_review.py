@@ -15,7 +15,7 @@ from extract.core import schema
 from extract.__main__ import main as extract_main
 from training.__main__ import main as training_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "tiny_conll.txt"
 TEXTS = {**SMALL_TEXTS, "d6": "Paris and London agreed; the United Nations in New York said nothing."}
 

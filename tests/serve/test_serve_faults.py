@@ -1,8 +1,8 @@
 """`python -m extract serve` faults (issue 17): one of 2 replicas SIGKILLed under load is replaced, and
 only requests in flight at the kill fail. The real service (the CLI in a subprocess with its embedded
-Ray, as tests/test_serve.py starts it), a tiny random model, closed-loop clients; serve.status() is
+Ray, as tests/serve/test_serve.py starts it), a tiny random model, closed-loop clients; serve.status() is
 read by a second driver joined to the service's Ray. SIGTERM draining is
-tests/test_serve.py::test_sigterm_drains_in_flight_requests_and_exits_0."""
+tests/serve/test_serve.py::test_sigterm_drains_in_flight_requests_and_exits_0."""
 from __future__ import annotations
 
 import http.client
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.test_serve import ROOT, Server, post
+from tests.serve.test_serve import ROOT, Server, post
 
 REPLICA = "ray::ServeReplica:extract:Extraction"  # a replica actor's process title
 # Requests the proxy may still send to the dead replica before it learns of the death (Ray's router

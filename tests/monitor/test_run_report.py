@@ -17,7 +17,7 @@ from extract.core import schema
 from extract.__main__ import main
 from extract.monitor.run_report import psi
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "reuters_sample.jsonl"
 SECTIONS = ["documents", "entities", "confidence", "throughput", "top-entities", "drift"]
 
