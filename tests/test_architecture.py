@@ -26,7 +26,9 @@ PACKAGES = ("extract", "training")
 TEXT_FORBIDDEN = ("torch", "transformers", "ray", "pyarrow")
 # Third-party packages that only these modules may import ("ray": the batch job's runner and the
 # HTTP service's Ray Serve deployment, extract/serve/app.py; each is the whole of Ray in its front end).
-ONLY_IN = {"ray": ("extract.job.runner_ray", "extract.serve.app"), "onnxruntime": ("extract.model.onnx",)}
+RAY_RUNNER = ("extract.job.runner_ray", "extract.job.ray_session", "extract.job.ray_settle",
+              "extract.job.ray_visibility")  # the Ray runner, split by concern
+ONLY_IN = {"ray": (*RAY_RUNNER, "extract.serve.app"), "onnxruntime": ("extract.model.onnx",)}
 
 
 @dataclasses.dataclass(frozen=True)

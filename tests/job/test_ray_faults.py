@@ -120,8 +120,8 @@ def test_worker_that_keeps_dying_stops_the_job_after_max_task_retries(tmp_path, 
         def __init__(self, log: str, threads: int = 0, load_model: bool = True):
             self.log = log
 
-        def prepare(self, shard):
-            return shard
+        def pieces(self, shard):  # the whole shard as one piece
+            yield shard
 
         def infer(self, payload):
             with open(self.log, "a") as f:
@@ -129,7 +129,7 @@ def test_worker_that_keeps_dying_stops_the_job_after_max_task_retries(tmp_path, 
             os._exit(1)
 
         def finish(self, payload):
-            return {"docs": 0}
+            return {"docs": 0, "piece": 0, "pieces": 1}
 
     cfg = RayConfig(num_actors=1, max_task_retries=2)
     t0 = time.time()

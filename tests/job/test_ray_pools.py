@@ -23,8 +23,8 @@ def test_an_idle_cpu_stage_actor_is_kept_until_the_inputs_run_out(tmp_path, ray_
             with open(self.log, "a") as f:
                 f.write(f"init {os.getpid()} {int(load_model)}\n")
 
-        def prepare(self, shard):
-            return shard
+        def pieces(self, shard):  # the whole shard as one piece
+            yield shard
 
         def infer(self, payload):
             time.sleep(0.4)  # one shard at a time reaches finish: half of a 2-actor Finish pool idles
@@ -33,7 +33,7 @@ def test_an_idle_cpu_stage_actor_is_kept_until_the_inputs_run_out(tmp_path, ray_
         def finish(self, payload):
             with open(self.log, "a") as f:
                 f.write(f"finish {os.getpid()}\n")
-            return {"shard": payload.shard_id}
+            return {"shard": payload.shard_id, "piece": 0, "pieces": 1}
 
     ray_log = Path(log_dir()) / "ray-data" / "ray-data.log"
     seen = ray_log.stat().st_size if ray_log.exists() else 0
