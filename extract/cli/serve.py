@@ -21,6 +21,8 @@ import time
 import urllib.error
 import urllib.request
 
+from extract.core.signals import on_stop_signals
+
 
 def add(sub) -> argparse.ArgumentParser:
     r = sub.add_parser("serve", help="serve the model over HTTP (Ray Serve): POST /v1/extract, GET /healthz")
@@ -60,8 +62,7 @@ def run(args) -> int:
         got.append(signal.Signals(signum).name)
         stop.set()
 
-    for s in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(s, on_signal)
+    on_stop_signals(on_signal)
     from extract.serve import app
 
     try:
@@ -85,8 +86,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 1
     finally:
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, signal.SIG_IGN)  # a second signal must not cut the drain short
+        on_stop_signals(signal.SIG_IGN)  # a second signal must not cut the drain short
         app.stop()
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from extract.core import fs
+from extract.core.signals import on_stop_signals, restore
 from extract.job.attempts import FOLDER as ATTEMPTS
 from extract.job.identity import job_identity
 from extract.core.job_config import InputConfig, RayConfig
@@ -82,12 +83,11 @@ def signals() -> Iterator[None]:
         seen.append(signum)
         raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = on_stop_signals(handler)
     try:
         yield
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        restore(previous)
 
 
 _SCOPES: list[list] = []  # open ``lock_scope``s, innermost last: the locks to release at their end

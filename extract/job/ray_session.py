@@ -9,6 +9,7 @@ import os
 import signal
 
 from extract.core.job_config import RayConfig
+from extract.core.signals import kept_handlers
 
 
 FORWARDED_ENV = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "HF_HUB_OFFLINE")
@@ -35,19 +36,15 @@ def init(cfg: RayConfig) -> None:
 
     if ray.is_initialized():
         return
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     _started = True  # from here on: a failed or interrupted start is shut down too (``shutdown``)
     stopped = None
-    try:
-        _start(cfg)
-    except SystemExit as exc:  # SIGTERM while ray.init ran: its own handler's sys.exit(SIGTERM)
-        if exc.code != signal.SIGTERM:
-            raise
-        stopped = exc
-    finally:
-        for signum, handler in handlers.items():
-            if handler is not None and signal.getsignal(signum) is not handler:
-                signal.signal(signum, handler)  # the driver's own, not ray.init's sys.exit on SIGTERM
+    with kept_handlers():  # the driver's own, not ray.init's sys.exit on SIGTERM
+        try:
+            _start(cfg)
+        except SystemExit as exc:  # SIGTERM while ray.init ran: its own handler's sys.exit(SIGTERM)
+            if exc.code != signal.SIGTERM:
+                raise
+            stopped = exc
     if stopped is not None:
         os.kill(os.getpid(), signal.SIGTERM)  # the same signal once more, to the driver's own handler
         raise stopped

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -193,16 +192,15 @@ def start(cfg: ServeConfig) -> None:
 
     import ray
 
-    kept = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    from extract.core.signals import kept_handlers
+
     kwargs = {"ignore_reinit_error": True, "logging_level": logging.WARNING}
-    if cfg.ray.address:
-        ray.init(address=cfg.ray.address, **kwargs)
-    else:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded single-user cluster
-        ray.init(address="local", include_dashboard=False, num_cpus=cfg.ray.num_cpus or None, **kwargs)
-    for s, handler in kept.items():
-        if handler is not None:
-            signal.signal(s, handler)
+    with kept_handlers():
+        if cfg.ray.address:
+            ray.init(address=cfg.ray.address, **kwargs)
+        else:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # an embedded single-user cluster
+            ray.init(address="local", include_dashboard=False, num_cpus=cfg.ray.num_cpus or None, **kwargs)
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port},
                 logging_config={"log_level": "WARNING"})
     serve.run(application(cfg), name=APP_NAME, route_prefix="/", blocking=False,
