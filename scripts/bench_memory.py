@@ -107,6 +107,8 @@ def watch(argv: list[str], cwd: str, out: Path, timeout: float, ray: bool) -> di
             done_at = time.time() - t0
             break
         time.sleep(0.2)
+    if done_at is None and list(out.glob("docs/part-*.parquet")):  # it finished between two samples
+        done_at = time.time() - t0
     pieces = len(list(out.glob("_pieces/*/p*.docs.parquet")))
     import signal
 
