@@ -129,7 +129,7 @@ def pack(parts: Sequence[str | Path], folder: str, name: str, input_cfg: InputCo
              "input": {k: v for k, v in to_dict(input_cfg).items() if k != "path"},
              "teacher": teacher, "command": command}
     manifest = read_manifest(out_dir)
-    manifest["format"], manifest["data_root"] = FORMAT, "../shared/data"
+    manifest["format"], manifest["data_root"] = FORMAT, data_root
     manifest["sources"] = [s for s in manifest["sources"] if s["name"] != name] + [entry]
     tmp = out_dir / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -338,11 +338,24 @@ def write_bytes_atomic(uri: str, data: Bytes) -> None:
         with fs.open_output_stream(path, compression=None) as out:  # visible only once the upload completes
             out.write(data)
     else:  # HDFS and the like: a temporary name, then a rename
-        fs.create_dir(posixpath.dirname(path), recursive=True)
-        tmp = _tmp_name(path)
+        _write_store_atomic(fs, path, lambda out: out.write(data))
+
+
+def _write_store_atomic(fs: pafs.FileSystem, path: str, fill: Callable[[BinaryIO], object]) -> None:
+    """A non-local store: ``fill(stream)`` writes a temporary name beside ``path``, which is then
+    moved over it; the temporary file is removed on a failure."""
+    fs.create_dir(posixpath.dirname(path), recursive=True)
+    tmp = _tmp_name(path)
+    try:
         with fs.open_output_stream(tmp, compression=None) as out:
-            out.write(data)
+            fill(out)
         fs.move(tmp, path)
+    except BaseException:
+        try:
+            fs.delete_file(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def write_parquet_atomic(table: pa.Table, uri: str) -> None:
@@ -369,19 +382,8 @@ def write_parquet_stream_atomic(tables: Iterable[pa.Table], schema: pa.Schema, u
 
     if fs is LOCAL:
         write_local_atomic(path, fill)
-        return
-    fs.create_dir(posixpath.dirname(path), recursive=True)
-    tmp = _tmp_name(path)
-    try:
-        with fs.open_output_stream(tmp, compression=None) as out:
-            fill(out)
-        fs.move(tmp, path)
-    except BaseException:
-        try:
-            fs.delete_file(tmp)
-        except OSError:
-            pass
-        raise
+    else:
+        _write_store_atomic(fs, path, fill)
 
 
 def delete(uri: str, missing_ok: bool = False) -> None:

@@ -52,6 +52,9 @@ def _no_idle_downscaling(ctx: Any) -> None:
         ctx.autoscaling_config = dataclasses.replace(config, actor_pool_util_downscaling_threshold=-1.0)
 
 
+PIECE_BLOCK_BYTES = 8 * 1024 * 1024  # Ray Data's block target for the job: a piece or two a block
+
+
 def stage_tasks(cfg: RayConfig, cluster_cpus: float, n_shards: int) -> int:
     """Actors per CPU stage at most: ray.tasks_per_stage, or the CPUs the model actors leave,
     split between the two stages (at least 2, and num_actors: each model actor needs feeding).
@@ -147,9 +150,6 @@ def run_ray(processor_cls: Any, kwargs: dict, shards: list[Shard], cfg: RayConfi
     finally:
         if not finished:  # a signal, an error, or the driver stopped reading: stop the stream, then Ray
             _stop(rows)
-
-
-PIECE_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def _shards(rows: Iterator, out: str, cpus: float, retries: int) -> Iterator[dict]:

@@ -214,10 +214,9 @@ class Processor:
         stats = {"shard": shard.shard_id, "docs": len(payload.records), "ok": n_ok, "words": n_words,
                  "entities": n_rows, "seconds": round(payload.seconds + time.perf_counter() - t0, 4),
                  "finished_at": round(time.time(), 3), "pieces": 1}
-        if payload.piece == 0 and payload.last:
-            data_path, stats_path, doc_path = (*part_paths(self.out, shard.shard_id, self.data_dir)[:1],
-                                               stats_file(self.out, shard.shard_id),
-                                               part_paths(self.out, shard.shard_id, self.data_dir)[1])
+        if payload.piece == 0 and payload.last:  # the only piece: straight to the shard's parts
+            data_path, doc_path = part_paths(self.out, shard.shard_id, self.data_dir)
+            stats_path = stats_file(self.out, shard.shard_id)
         else:
             data_path, stats_path, doc_path = piece_paths(self.out, shard.shard_id, self.piece_chars, payload.piece)
         write_atomic(data, data_path)
